@@ -1,0 +1,325 @@
+package detect_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/hwheal/hwheal/agent/detect"
+	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
+)
+
+// TestShippedRules parses the embedded rule file and the file on disk (they
+// are the same bytes; the test catches an embed that went stale) and checks
+// what every rule must have.
+func TestShippedRules(t *testing.T) {
+	rs := builtin(t)
+	f, err := os.Open(filepath.Join("rules", "kernel.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	disk, err := detect.Load(f, "rules/kernel.yaml")
+	if err != nil {
+		t.Fatalf("Load(rules/kernel.yaml): %v", err)
+	}
+	if len(disk.Rules()) != len(rs.Rules()) {
+		t.Fatalf("embedded set has %d rules, file has %d", len(rs.Rules()), len(disk.Rules()))
+	}
+	classes := map[string]bool{}
+	for _, r := range rs.Rules() {
+		classes[r.Class] = true
+	}
+	// The classes the rest of hwheal keys on; renaming one is a contract change.
+	for _, c := range []string{
+		"disk.io_error", "disk.medium_error", "disk.ata_error", "disk.ata_link_error", "disk.scsi_error",
+		"disk.nvme_timeout", "disk.nvme_controller_failed", "memory.ce", "memory.ue", "memory.failure",
+		"cpu.mce", "pcie.aer_corrected", "pcie.aer_nonfatal", "pcie.aer_fatal", "nic.link_down",
+		"gpu.xid", "gpu.fallen_off_bus", "cpu.thermal", "kernel.lockup", "kernel.hung_task", "fs.error",
+	} {
+		if !classes[c] {
+			t.Errorf("no shipped rule raises %s", c)
+		}
+	}
+}
+
+const goodRule = `rules:
+  - name: disk-io-error
+    class: disk.io_error
+    severity: critical
+    part: disk
+    contains: ["I/O error, dev "]
+    pattern: 'I/O error, dev (?P<device>[a-z0-9]+), sector (?P<sector>\d+)'
+    part_name: "{device}"
+    summary: "I/O error on {device} at sector {sector}"
+`
+
+// TestLoadErrors feeds broken rule files and checks that each error names
+// the file, the line and, where it can, the rule and the key.
+func TestLoadErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		yaml string
+		want []string // substrings of the error, in any order
+	}{
+		{
+			name: "bad regex",
+			yaml: strings.Replace(goodRule, `(?P<sector>\d+)'`, `(?P<sector>\d+'`, 1),
+			want: []string{`test.yaml:7: rule "disk-io-error": pattern: error parsing regexp: missing closing )`},
+		},
+		{
+			name: "unknown key",
+			yaml: goodRule + "    severety: warning\n",
+			want: []string{`test.yaml:10: rule "disk-io-error": unknown key "severety"`},
+		},
+		{
+			name: "unknown top-level key",
+			yaml: "version: 2\n" + goodRule,
+			want: []string{`test.yaml:1: unknown key "version"`},
+		},
+		{
+			name: "missing class",
+			yaml: strings.Replace(goodRule, "    class: disk.io_error\n", "", 1),
+			want: []string{`test.yaml:2: rule "disk-io-error": class: required`},
+		},
+		{
+			name: "unknown severity",
+			yaml: strings.Replace(goodRule, "severity: critical", "severity: fatal", 1),
+			want: []string{`test.yaml:4: rule "disk-io-error": severity: unknown severity "fatal"`},
+		},
+		{
+			name: "unknown part",
+			yaml: strings.Replace(goodRule, "part: disk", "part: fan", 1),
+			want: []string{`test.yaml:5: rule "disk-io-error": part: unknown part kind "fan"`},
+		},
+		{
+			name: "duplicate name",
+			yaml: goodRule + strings.TrimPrefix(goodRule, "rules:\n"),
+			want: []string{`test.yaml:10: rule "disk-io-error": name: duplicate rule name (first defined at line 2)`},
+		},
+		{
+			name: "capture in template missing from pattern",
+			yaml: strings.Replace(goodRule, `part_name: "{device}"`, `part_name: "{disk}"`, 1),
+			want: []string{`test.yaml:8: rule "disk-io-error": part_name: capture "disk" is not a named group of the pattern`},
+		},
+		{
+			name: "capture in summary alternative missing from pattern",
+			yaml: strings.Replace(goodRule, `summary: "I/O error on {device} at sector {sector}"`, `summary: ["I/O error on {device}", "at {lba}"]`, 1),
+			want: []string{`test.yaml:9: rule "disk-io-error": summary: capture "lba" is not a named group`},
+		},
+		{
+			name: "unterminated template",
+			yaml: strings.Replace(goodRule, `part_name: "{device}"`, `part_name: "{device"`, 1),
+			want: []string{`test.yaml:8: rule "disk-io-error": part_name: unterminated {`},
+		},
+		{
+			name: "missing contains",
+			yaml: strings.Replace(goodRule, "    contains: [\"I/O error, dev \"]\n", "", 1),
+			want: []string{`test.yaml:2: rule "disk-io-error": contains: required`},
+		},
+		{
+			name: "literal too short",
+			yaml: strings.Replace(goodRule, `contains: ["I/O error, dev "]`, `contains: ["I/O error, dev ", "IO"]`, 1),
+			want: []string{`test.yaml:6: rule "disk-io-error": contains: literal "IO" is shorter than 3 bytes`},
+		},
+		{
+			name: "any literal too short",
+			yaml: strings.Replace(goodRule, `contains: ["I/O error, dev "]`, `any: ["I/O error", "IO"]`, 1),
+			want: []string{`test.yaml:6: rule "disk-io-error": any: literal "IO" is shorter than 3 bytes`},
+		},
+		{
+			name: "missing summary",
+			yaml: strings.Replace(goodRule, "    summary: \"I/O error on {device} at sector {sector}\"\n", "", 1),
+			want: []string{`test.yaml:2: rule "disk-io-error": summary: required`},
+		},
+		{
+			name: "name not kebab-case",
+			yaml: strings.Replace(goodRule, "name: disk-io-error", "name: Disk_IO", 1),
+			want: []string{`test.yaml:2: rule "Disk_IO": name: "Disk_IO" is not kebab-case`},
+		},
+		{
+			name: "class not dotted",
+			yaml: strings.Replace(goodRule, "class: disk.io_error", "class: DiskError", 1),
+			want: []string{`test.yaml:3: rule "disk-io-error": class: "DiskError" is not a dotted lower-case class`},
+		},
+		{
+			name: "severity_by capture missing",
+			yaml: goodRule + "    severity_by:\n      capture: lba\n      warning: [\"0\"]\n",
+			want: []string{`test.yaml:11: rule "disk-io-error": severity_by: capture "lba" is not a named group of the pattern`},
+		},
+		{
+			name: "severity_by value twice",
+			yaml: goodRule + "    severity_by:\n      capture: device\n      warning: [sda]\n      info: [sda]\n",
+			want: []string{`rule "disk-io-error": severity_by: value "sda" listed under both warning and info`},
+		},
+		{
+			name: "contains is a mapping",
+			yaml: strings.Replace(goodRule, `contains: ["I/O error, dev "]`, `contains: {a: b}`, 1),
+			want: []string{`test.yaml:6: rule "disk-io-error": contains: is a mapping, want a string or a list of strings`},
+		},
+		{
+			name: "duplicate key in a rule",
+			yaml: goodRule + "    class: disk.other\n",
+			want: []string{`test.yaml:10: rule "disk-io-error": class: duplicate key`},
+		},
+		{
+			name: "syntax error",
+			yaml: "rules:\n  - name: x\n    class: [disk\n",
+			want: []string{`test.yaml:`},
+		},
+		{
+			name: "rules is not a list",
+			yaml: "rules: {}\n",
+			want: []string{`test.yaml:1: rules: is a mapping, want a list`},
+		},
+		{
+			name: "empty file",
+			yaml: "",
+			want: []string{`test.yaml: empty rule file`},
+		},
+		{
+			name: "two documents",
+			yaml: goodRule + "---\nrules: []\n",
+			want: []string{`test.yaml:10: more than one YAML document`},
+		},
+		{
+			name: "several errors reported together",
+			yaml: strings.Replace(strings.Replace(goodRule, "severity: critical", "severity: fatal", 1), "part: disk", "part: fan", 1),
+			want: []string{`test.yaml:4: rule "disk-io-error": severity:`, `test.yaml:5: rule "disk-io-error": part:`},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rs, err := detect.Load(strings.NewReader(tc.yaml), "test.yaml")
+			if err == nil {
+				t.Fatalf("Load succeeded with %d rules, want an error", len(rs.Rules()))
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\nwant it to contain %q", err, w)
+				}
+			}
+			var le *detect.Error
+			if !errors.As(err, &le) || le.File != "test.yaml" {
+				t.Errorf("error %v is not a *detect.Error naming test.yaml", err)
+			}
+		})
+	}
+}
+
+// TestLoadFeatures loads small rule sets that use every feature of the
+// format and checks the faults they give.
+func TestLoadFeatures(t *testing.T) {
+	const src = `rules:
+  - name: xid
+    class: gpu.xid
+    severity: warning
+    severity_by:
+      capture: xid
+      critical: ["48", "79"]
+      info: "106"
+    part: gpu
+    contains: "NVRM: Xid ("
+    not_contains: [fallen off the bus]
+    pattern: 'Xid \(PCI:(?P<pci>[0-9a-f:]+)\): (?P<xid>\d+)(?:, (?P<detail>.*))?'
+    part_name: "{pci}.0"
+    pci_address: "{pci}.0"
+    summary: ["Xid {xid}: {detail}", "Xid {xid} {{no detail}}"]
+    description: test rule
+  - name: fell-off
+    class: gpu.fallen_off_bus
+    severity: critical
+    part: gpu
+    contains: [fallen off the bus, "NVRM: "]
+    pattern: 'GPU (?P<pci>\S+): GPU has fallen off the bus'
+    part_name: "{pci}"
+    summary: "GPU {pci} has fallen off the bus"
+  - name: link-down
+    class: nic.link_down
+    severity: warning
+    part: nic
+    any: ["Link is Down", "Link down"]
+    not_contains: [pciehp]
+    pattern: '(?P<iface>\w+): (?:NIC )?Link (?:is )?[Dd]own'
+    part_name: "{iface}"
+    summary: "{iface} down"
+`
+	rs, err := detect.Load(strings.NewReader(src), "features.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const gpu, nic = hwhealv1.PartKind_PART_KIND_GPU, hwhealv1.PartKind_PART_KIND_NIC
+	for _, tc := range []struct {
+		msg, rule, sev, part, summary string
+		kind                          hwhealv1.PartKind
+	}{
+		{"NVRM: Xid (PCI:0000:19:00): 48, pid=1, DBE", "xid", "critical", "0000:19:00.0", "Xid 48: pid=1, DBE", gpu},
+		{"NVRM: Xid (PCI:0000:19:00): 13, pid=1, Graphics Exception", "xid", "warning", "0000:19:00.0", "Xid 13: pid=1, Graphics Exception", gpu},
+		{"NVRM: Xid (PCI:0000:19:00): 106", "xid", "info", "0000:19:00.0", "Xid 106 {no detail}", gpu},
+		{"NVRM: Xid (PCI:0000:19:00): 79, pid=1, GPU has fallen off the bus.", "", "", "", "", 0}, // vetoed by not_contains
+		{"NVRM: GPU 0000:09:00.0: GPU has fallen off the bus.", "fell-off", "critical", "0000:09:00.0", "GPU 0000:09:00.0 has fallen off the bus", gpu},
+		{"GPU 0000:09:00.0: GPU has fallen off the bus.", "", "", "", "", 0}, // second contains literal absent
+		{"e1000e 0000:00:1f.6 eth0: NIC Link is Down", "link-down", "warning", "eth0", "eth0 down", nic},
+		{"mlx5_core 0000:9d:00.1 enp157s0f1np1: Link down", "link-down", "warning", "enp157s0f1np1", "enp157s0f1np1 down", nic},
+		{"eth0: Link is Up", "", "", "", "", 0},
+		{"pcieport 0000:00:1c.0: pciehp: Slot(8): Link Down", "", "", "", "", 0}, // vetoed by not_contains
+	} {
+		fs := rs.Match(record(tc.msg))
+		if tc.rule == "" {
+			if len(fs) != 0 {
+				t.Errorf("Match(%q) = %s, want nothing", tc.msg, describe(fs))
+			}
+			continue
+		}
+		if len(fs) != 1 {
+			t.Errorf("Match(%q) = %s, want one fault from %s", tc.msg, describe(fs), tc.rule)
+			continue
+		}
+		f := fs[0]
+		if f.GetRule() != tc.rule || severityName(f.GetSeverity()) != tc.sev || f.GetPart().GetName() != tc.part ||
+			f.GetSummary() != tc.summary || f.GetPart().GetKind() != tc.kind {
+			t.Errorf("Match(%q) = %s kind %v summary %q; want [%s %s part=%q] %v %q",
+				tc.msg, describe(fs), f.GetPart().GetKind(), f.GetSummary(), tc.rule, tc.sev, tc.part, tc.kind, tc.summary)
+		}
+	}
+	if got := rs.Rules()[0]; got.Severity != hwhealv1.Severity_SEVERITY_WARNING || got.Description != "test rule" || got.Line != 2 {
+		t.Errorf("Rules()[0] = %+v", got)
+	}
+}
+
+// TestLoadManyRules checks the prefilter across many rules sharing and not
+// sharing keywords, and the rule-count bound.
+func TestLoadManyRules(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("rules:\n")
+	for i := 0; i < detect.MaxRules; i++ {
+		kw := "keyword" + strings.Repeat("x", i%7) + "-" + string(rune('a'+i%26))
+		b.WriteString("  - name: r" + strconv.Itoa(i) + "\n    class: test.c\n    severity: info\n    part: node\n")
+		b.WriteString("    contains: [\"" + kw + "\"]\n    pattern: '" + kw + " (?P<n>\\d+)'\n    summary: \"{n}\"\n")
+	}
+	rs, err := detect.Load(strings.NewReader(b.String()), "many.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "keywordxx-c 7": the rules whose keyword is exactly "keywordxx-c",
+	// in file order.
+	var want []string
+	for i := 0; i < detect.MaxRules; i++ {
+		if i%7 == 2 && i%26 == 2 {
+			want = append(want, "r"+strconv.Itoa(i))
+		}
+	}
+	var got []string
+	for _, f := range rs.Match(record("prefix keywordxx-c 7 suffix")) {
+		got = append(got, f.GetRule())
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("Match gave faults from %v, want %v", got, want)
+	}
+	b.WriteString("  - name: one-too-many\n    class: test.c\n    severity: info\n    part: node\n    contains: [\"abc\"]\n    pattern: abc\n    summary: x\n")
+	if _, err := detect.Load(strings.NewReader(b.String()), "many.yaml"); err == nil || !strings.Contains(err.Error(), "at most 512") {
+		t.Errorf("Load of %d rules: err = %v, want a limit error", detect.MaxRules+1, err)
+	}
+}
