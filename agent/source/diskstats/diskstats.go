@@ -1,0 +1,249 @@
+// Package diskstats is the agent's block I/O counter source: every interval
+// it reads <root>/proc/diskstats and emits one observation per disk, named
+// by the kernel device and, where sysfs knows them, the drive's model,
+// serial number and the PCI address of its controller.
+//
+// The sample names follow node_exporter's diskstats collector but keep the
+// kernel's units (sectors, milliseconds) in the name, so rules can compute
+// rates without guessing.
+package diskstats
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/procfs/blockdevice"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/hwheal/hwheal/agent/source"
+	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
+)
+
+// Name is the source's name in logs, metrics and observations.
+const Name = "diskstats"
+
+// DefaultInterval is how often diskstats is read when Config.Interval is 0.
+const DefaultInterval = 30 * time.Second
+
+// DefaultExcludePattern is node_exporter's default device exclusion: RAM
+// disks, loop devices, floppies and partitions of sd/hd/vd/xvd/nvme disks.
+const DefaultExcludePattern = `^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$`
+
+// Sample names. Counters keep the kernel's units: sectors are 512 bytes,
+// times are milliseconds.
+const (
+	SampleReadsCompleted    = "reads_completed"
+	SampleReadsMerged       = "reads_merged"
+	SampleReadSectors       = "read_sectors"
+	SampleReadTimeMs        = "read_time_ms"
+	SampleWritesCompleted   = "writes_completed"
+	SampleWritesMerged      = "writes_merged"
+	SampleWriteSectors      = "write_sectors"
+	SampleWriteTimeMs       = "write_time_ms"
+	SampleIOInProgress      = "io_in_progress"
+	SampleIOTimeMs          = "io_time_ms"
+	SampleIOWeightedTimeMs  = "io_weighted_time_ms"
+	SampleDiscardsCompleted = "discards_completed"
+	SampleDiscardsMerged    = "discards_merged"
+	SampleDiscardSectors    = "discard_sectors"
+	SampleDiscardTimeMs     = "discard_time_ms"
+	SampleFlushRequests     = "flush_requests"
+	SampleFlushTimeMs       = "flush_time_ms"
+)
+
+// Config configures the source.
+type Config struct {
+	// Root is where /proc and /sys are found: "/" on a host, a fixture tree
+	// in tests. Empty means "/".
+	Root string
+	// Interval between readings; 0 means DefaultInterval.
+	Interval time.Duration
+	// Exclude drops devices whose name matches. nil means
+	// DefaultExcludePattern; to keep every device pass a pattern that matches
+	// nothing, such as `^$`.
+	Exclude *regexp.Regexp
+	// Logger receives the source's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Validate reports a configuration the source cannot run with.
+func (c Config) Validate() error {
+	if c.Interval < 0 {
+		return fmt.Errorf("diskstats: Interval %v is negative", c.Interval)
+	}
+	return nil
+}
+
+// Source reads /proc/diskstats periodically. It implements source.Source.
+type Source struct {
+	root     string
+	interval time.Duration
+	exclude  *regexp.Regexp
+	log      *slog.Logger
+	invalid  error
+
+	errs atomic.Uint64
+}
+
+var _ source.Source = (*Source)(nil)
+
+// New returns a source for cfg with defaults filled in. An invalid cfg is
+// reported by Run.
+func New(cfg Config) *Source {
+	s := &Source{
+		root:     cfg.Root,
+		interval: cfg.Interval,
+		exclude:  cfg.Exclude,
+		log:      cfg.Logger,
+		invalid:  cfg.Validate(),
+	}
+	if s.root == "" {
+		s.root = "/"
+	}
+	if s.interval == 0 {
+		s.interval = DefaultInterval
+	}
+	if s.exclude == nil {
+		s.exclude = regexp.MustCompile(DefaultExcludePattern)
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.log = s.log.With("source", Name)
+	return s
+}
+
+// Name implements source.Source.
+func (s *Source) Name() string { return Name }
+
+// Errors is the number of readings that failed or were partly malformed
+// since the source started.
+func (s *Source) Errors() uint64 { return s.errs.Load() }
+
+// Path is the diskstats file the source reads.
+func (s *Source) Path() string { return filepath.Join(s.root, "proc", "diskstats") }
+
+// Run reads once at once and then every interval until ctx is done. A host
+// without diskstats is logged once and Run returns nil; a reading that fails
+// is logged, counted, and the next tick tries again.
+func (s *Source) Run(ctx context.Context, sink source.Sink) error {
+	if s.invalid != nil {
+		return s.invalid
+	}
+	ticker := time.NewTicker(s.interval)
+	defer ticker.Stop()
+	for first := true; ; first = false {
+		if ctx.Err() != nil {
+			return nil
+		}
+		obs, err := s.Read(ctx)
+		for _, o := range obs {
+			sink.Observe(o)
+		}
+		switch {
+		case err == nil:
+		case first && errors.Is(err, fs.ErrNotExist):
+			s.log.Info("diskstats not available, source stopped", "path", s.Path())
+			return nil
+		default:
+			s.errs.Add(1)
+			s.log.Error("read diskstats", "path", s.Path(), "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+		}
+	}
+}
+
+// Read takes one reading: an observation for every device not excluded, in
+// file order. On a partly malformed file it returns the observations of the
+// good lines together with an error naming the file and the bad lines.
+func (s *Source) Read(ctx context.Context) ([]*hwhealv1.Observation, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	path := s.Path()
+	// One read of the whole file: the kernel builds it in one go, so the
+	// lines are a consistent snapshot.
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	stats, perr := Parse(bytes.NewReader(b))
+	if perr != nil {
+		perr = fmt.Errorf("parse %s: %w", path, perr)
+	}
+	now := timestamppb.Now()
+	obs := make([]*hwhealv1.Observation, 0, len(stats))
+	for _, d := range stats {
+		if s.exclude.MatchString(d.DeviceName) {
+			continue
+		}
+		id := readIdentity(s.root, d.DeviceName)
+		obs = append(obs, &hwhealv1.Observation{
+			Time:   now,
+			Source: Name,
+			Part: &hwhealv1.Part{
+				Kind:       hwhealv1.PartKind_PART_KIND_DISK,
+				Name:       d.DeviceName,
+				Serial:     id.serial,
+				Model:      id.model,
+				PciAddress: id.pciAddress,
+			},
+			Samples: Samples(d),
+		})
+	}
+	return obs, perr
+}
+
+// Samples turns one diskstats line into samples; the discard and flush
+// groups only when the kernel wrote them.
+func Samples(d blockdevice.Diskstats) []*hwhealv1.Sample {
+	type kv struct {
+		name string
+		v    uint64
+	}
+	vals := []kv{
+		{SampleReadsCompleted, d.ReadIOs},
+		{SampleReadsMerged, d.ReadMerges},
+		{SampleReadSectors, d.ReadSectors},
+		{SampleReadTimeMs, d.ReadTicks},
+		{SampleWritesCompleted, d.WriteIOs},
+		{SampleWritesMerged, d.WriteMerges},
+		{SampleWriteSectors, d.WriteSectors},
+		{SampleWriteTimeMs, d.WriteTicks},
+		{SampleIOInProgress, d.IOsInProgress},
+		{SampleIOTimeMs, d.IOsTotalTicks},
+		{SampleIOWeightedTimeMs, d.WeightedIOTicks},
+	}
+	if d.IoStatsCount >= fieldsDiscard {
+		vals = append(vals,
+			kv{SampleDiscardsCompleted, d.DiscardIOs},
+			kv{SampleDiscardsMerged, d.DiscardMerges},
+			kv{SampleDiscardSectors, d.DiscardSectors},
+			kv{SampleDiscardTimeMs, d.DiscardTicks},
+		)
+	}
+	if d.IoStatsCount >= fieldsFlush {
+		vals = append(vals,
+			kv{SampleFlushRequests, d.FlushRequestsCompleted},
+			kv{SampleFlushTimeMs, d.TimeSpentFlushing},
+		)
+	}
+	out := make([]*hwhealv1.Sample, len(vals))
+	for i, v := range vals {
+		out[i] = &hwhealv1.Sample{Name: v.name, Value: float64(v.v)}
+	}
+	return out
+}
