@@ -16,6 +16,9 @@ import (
 // ErrNotFound is returned when a named object does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrClosed is returned by a store used after Close.
+var ErrClosed = errors.New("store is closed")
+
 // ErrBadPageToken is returned for a page token the store did not issue.
 var ErrBadPageToken = errors.New("invalid page token")
 

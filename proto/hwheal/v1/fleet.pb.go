@@ -1125,12 +1125,15 @@ func (x *Event) GetNewHealth() NodeHealth {
 
 type WatchEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Replay recorded events with a larger id first (0: only new events).
-	AfterId uint64 `protobuf:"varint,1,opt,name=after_id,json=afterId,proto3" json:"after_id,omitempty"`
+	// When set, first replay the recorded events with a larger id (0: from
+	// the first recorded event); when unset, only new events are sent.
+	AfterId *uint64 `protobuf:"varint,1,opt,name=after_id,json=afterId,proto3,oneof" json:"after_id,omitempty"`
 	// Only events of these types (empty: all).
-	Types         []EventType `protobuf:"varint,2,rep,packed,name=types,proto3,enum=hwheal.v1.EventType" json:"types,omitempty"`
-	Node          string      `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
-	FaultClass    string      `protobuf:"bytes,4,opt,name=fault_class,json=faultClass,proto3" json:"fault_class,omitempty"`
+	Types      []EventType `protobuf:"varint,2,rep,packed,name=types,proto3,enum=hwheal.v1.EventType" json:"types,omitempty"`
+	Node       string      `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	FaultClass string      `protobuf:"bytes,4,opt,name=fault_class,json=faultClass,proto3" json:"fault_class,omitempty"`
+	// End the stream after the recorded events instead of following new ones.
+	StopAtEnd     bool `protobuf:"varint,5,opt,name=stop_at_end,json=stopAtEnd,proto3" json:"stop_at_end,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1166,8 +1169,8 @@ func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
 }
 
 func (x *WatchEventsRequest) GetAfterId() uint64 {
-	if x != nil {
-		return x.AfterId
+	if x != nil && x.AfterId != nil {
+		return *x.AfterId
 	}
 	return 0
 }
@@ -1191,6 +1194,13 @@ func (x *WatchEventsRequest) GetFaultClass() string {
 		return x.FaultClass
 	}
 	return ""
+}
+
+func (x *WatchEventsRequest) GetStopAtEnd() bool {
+	if x != nil {
+		return x.StopAtEnd
+	}
+	return false
 }
 
 type WatchEventsResponse struct {
@@ -1947,13 +1957,15 @@ const file_hwheal_v1_fleet_proto_rawDesc = "" +
 	"\n" +
 	"old_health\x18\x06 \x01(\x0e2\x15.hwheal.v1.NodeHealthR\toldHealth\x124\n" +
 	"\n" +
-	"new_health\x18\a \x01(\x0e2\x15.hwheal.v1.NodeHealthR\tnewHealth\"\x90\x01\n" +
-	"\x12WatchEventsRequest\x12\x19\n" +
-	"\bafter_id\x18\x01 \x01(\x04R\aafterId\x12*\n" +
+	"new_health\x18\a \x01(\x0e2\x15.hwheal.v1.NodeHealthR\tnewHealth\"\xc2\x01\n" +
+	"\x12WatchEventsRequest\x12\x1e\n" +
+	"\bafter_id\x18\x01 \x01(\x04H\x00R\aafterId\x88\x01\x01\x12*\n" +
 	"\x05types\x18\x02 \x03(\x0e2\x14.hwheal.v1.EventTypeR\x05types\x12\x12\n" +
 	"\x04node\x18\x03 \x01(\tR\x04node\x12\x1f\n" +
 	"\vfault_class\x18\x04 \x01(\tR\n" +
-	"faultClass\"=\n" +
+	"faultClass\x12\x1e\n" +
+	"\vstop_at_end\x18\x05 \x01(\bR\tstopAtEndB\v\n" +
+	"\t_after_id\"=\n" +
 	"\x13WatchEventsResponse\x12&\n" +
 	"\x05event\x18\x01 \x01(\v2\x10.hwheal.v1.EventR\x05event\"\xea\x02\n" +
 	"\x06Action\x12\x0e\n" +
@@ -2180,6 +2192,7 @@ func file_hwheal_v1_fleet_proto_init() {
 		return
 	}
 	file_hwheal_v1_types_proto_init()
+	file_hwheal_v1_fleet_proto_msgTypes[10].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

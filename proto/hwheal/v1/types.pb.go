@@ -228,10 +228,12 @@ func (x *Part) GetPciAddress() string {
 // KernelLogRecord is one /dev/kmsg record as the agent read it.
 type KernelLogRecord struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Syslog level, 0 (emerg) .. 7 (debug).
-	Level uint32 `protobuf:"varint,1,opt,name=level,proto3" json:"level,omitempty"`
-	// Syslog facility: 0 for the kernel, 1 for records written from user space.
-	Facility uint32 `protobuf:"varint,2,opt,name=facility,proto3" json:"facility,omitempty"`
+	// Syslog level, 0 (emerg) .. 7 (debug); unset when the log format did
+	// not carry one (syslog text).
+	Level *uint32 `protobuf:"varint,1,opt,name=level,proto3,oneof" json:"level,omitempty"`
+	// Syslog facility: 0 for the kernel, 1 for records written from user
+	// space; unset when the log format did not carry one.
+	Facility *uint32 `protobuf:"varint,2,opt,name=facility,proto3,oneof" json:"facility,omitempty"`
 	// The kernel's record sequence number (per boot).
 	Sequence uint64 `protobuf:"varint,3,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	// Microseconds since boot (CLOCK_MONOTONIC of the record).
@@ -274,15 +276,15 @@ func (*KernelLogRecord) Descriptor() ([]byte, []int) {
 }
 
 func (x *KernelLogRecord) GetLevel() uint32 {
-	if x != nil {
-		return x.Level
+	if x != nil && x.Level != nil {
+		return *x.Level
 	}
 	return 0
 }
 
 func (x *KernelLogRecord) GetFacility() uint32 {
-	if x != nil {
-		return x.Facility
+	if x != nil && x.Facility != nil {
+		return *x.Facility
 	}
 	return 0
 }
@@ -1058,10 +1060,10 @@ const file_hwheal_v1_types_proto_rawDesc = "" +
 	"\x06serial\x18\x03 \x01(\tR\x06serial\x12\x14\n" +
 	"\x05model\x18\x04 \x01(\tR\x05model\x12\x1f\n" +
 	"\vpci_address\x18\x05 \x01(\tR\n" +
-	"pciAddress\"\xab\x02\n" +
-	"\x0fKernelLogRecord\x12\x14\n" +
-	"\x05level\x18\x01 \x01(\rR\x05level\x12\x1a\n" +
-	"\bfacility\x18\x02 \x01(\rR\bfacility\x12\x1a\n" +
+	"pciAddress\"\xcc\x02\n" +
+	"\x0fKernelLogRecord\x12\x19\n" +
+	"\x05level\x18\x01 \x01(\rH\x00R\x05level\x88\x01\x01\x12\x1f\n" +
+	"\bfacility\x18\x02 \x01(\rH\x01R\bfacility\x88\x01\x01\x12\x1a\n" +
 	"\bsequence\x18\x03 \x01(\x04R\bsequence\x12%\n" +
 	"\x0emonotonic_usec\x18\x04 \x01(\x04R\rmonotonicUsec\x12\x18\n" +
 	"\amessage\x18\x05 \x01(\tR\amessage\x12J\n" +
@@ -1070,7 +1072,9 @@ const file_hwheal_v1_types_proto_rawDesc = "" +
 	"dictionary\x1a=\n" +
 	"\x0fDictionaryEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"2\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\b\n" +
+	"\x06_levelB\v\n" +
+	"\t_facility\"2\n" +
 	"\x06Sample\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value\"\xa7\x01\n" +
@@ -1217,6 +1221,7 @@ func file_hwheal_v1_types_proto_init() {
 	if File_hwheal_v1_types_proto != nil {
 		return
 	}
+	file_hwheal_v1_types_proto_msgTypes[1].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -1,0 +1,260 @@
+// Package collector assembles the collector: the store, ingest
+// (AgentService), the fleet API (FleetService), the gRPC health service and
+// Prometheus metrics, with their lifecycle. cmd/hwheal-collector only turns
+// flags into a Config.
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/hwheal/hwheal/collector/api"
+	"github.com/hwheal/hwheal/collector/events"
+	"github.com/hwheal/hwheal/collector/ingest"
+	"github.com/hwheal/hwheal/collector/store"
+	"github.com/hwheal/hwheal/collector/store/sqlite"
+	"github.com/hwheal/hwheal/pkg/grpcutil"
+	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
+)
+
+// Config is the collector's whole configuration.
+type Config struct {
+	// Listen is the gRPC address for agents and the fleet API.
+	Listen string
+	// MetricsListen is the HTTP address of /metrics; empty disables it.
+	MetricsListen string
+	// StateDir holds the embedded store.
+	StateDir string
+	// Store selects the backend: empty for SQLite in StateDir, or
+	// "sqlite:PATH".
+	Store string
+	// Insecure allows plaintext gRPC; without it the collector refuses to
+	// start until TLS is configured.
+	Insecure bool
+	// MaxRecvMsgBytes bounds one incoming gRPC message (default 4 MiB).
+	MaxRecvMsgBytes int
+	// ShutdownTimeout bounds the graceful stop (default 10 s).
+	ShutdownTimeout time.Duration
+	Version         string
+	Logger          *slog.Logger
+}
+
+// DefaultListen is where the collector listens unless told otherwise.
+const DefaultListen = "127.0.0.1:7400"
+
+// Validate checks the config and fills defaults.
+func (c *Config) Validate() error {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.StateDir == "" && c.Store == "" {
+		return errors.New("state-dir: required for the embedded store")
+	}
+	if c.Store != "" && !strings.HasPrefix(c.Store, "sqlite:") {
+		return fmt.Errorf("store: %q is not supported (use sqlite:PATH, or leave it empty for SQLite in the state directory)", c.Store)
+	}
+	if !c.Insecure {
+		return fmt.Errorf("insecure: %w", grpcutil.ErrNoTLS)
+	}
+	if c.MaxRecvMsgBytes <= 0 {
+		c.MaxRecvMsgBytes = 4 << 20
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+func (c *Config) storePath() string {
+	if p, ok := strings.CutPrefix(c.Store, "sqlite:"); ok {
+		return p
+	}
+	return filepath.Join(c.StateDir, "hwheal.db")
+}
+
+// Collector is a running collector.
+type Collector struct {
+	cfg      Config
+	store    store.Store
+	broker   *events.Broker
+	ingest   *ingest.Server
+	fleet    *api.Fleet
+	registry *prometheus.Registry
+
+	ready    chan struct{}
+	mu       sync.Mutex
+	addr     net.Addr
+	httpAddr net.Addr
+}
+
+// New opens the store and builds the services. Close happens in Run.
+func New(ctx context.Context, cfg Config) (*Collector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.Logger.Warn(grpcutil.InsecureWarning)
+	path := cfg.storePath()
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("create state directory: %w", err)
+	}
+	st, err := sqlite.Open(ctx, path, sqlite.Options{Logger: cfg.Logger.With("component", "store")})
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	broker := events.NewBroker(0)
+	in, err := ingest.New(ingest.Config{
+		Store:   st,
+		Broker:  broker,
+		Metrics: ingest.NewMetrics(reg),
+		Logger:  cfg.Logger.With("component", "ingest"),
+		Version: cfg.Version,
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	fleet, err := api.New(api.Config{Store: st, Broker: broker, Logger: cfg.Logger.With("component", "api")})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &Collector{cfg: cfg, store: st, broker: broker, ingest: in, fleet: fleet, registry: reg, ready: make(chan struct{})}, nil
+}
+
+// Ready is closed once the collector listens.
+func (c *Collector) Ready() <-chan struct{} { return c.ready }
+
+// Addr is the gRPC listen address (valid after Ready).
+func (c *Collector) Addr() net.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.addr
+}
+
+// MetricsAddr is the metrics listen address, nil when disabled.
+func (c *Collector) MetricsAddr() net.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.httpAddr
+}
+
+// Run serves until ctx is done, then stops gracefully and closes the store.
+func (c *Collector) Run(ctx context.Context) error {
+	defer c.store.Close()
+	log := c.cfg.Logger
+	lis, err := net.Listen("tcp", c.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", c.cfg.Listen, err)
+	}
+	creds, err := grpcutil.TransportCredentials(c.cfg.Insecure)
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	srv := grpc.NewServer(
+		grpc.Creds(creds),
+		grpc.MaxRecvMsgSize(c.cfg.MaxRecvMsgBytes),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.ChainUnaryInterceptor(grpcutil.RecoverUnary(log)),
+		grpc.ChainStreamInterceptor(grpcutil.RecoverStream(log)),
+	)
+	hwhealv1.RegisterAgentServiceServer(srv, c.ingest)
+	hwhealv1.RegisterFleetServiceServer(srv, c.fleet)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(srv, hs)
+
+	var httpSrv *http.Server
+	var httpLis net.Listener
+	if c.cfg.MetricsListen != "" {
+		httpLis, err = net.Listen("tcp", c.cfg.MetricsListen)
+		if err != nil {
+			lis.Close()
+			return fmt.Errorf("listen metrics %s: %w", c.cfg.MetricsListen, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(c.registry, promhttp.HandlerOpts{}))
+		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	}
+
+	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.ingest.Run(writerCtx)
+	}()
+
+	serveErr := make(chan error, 2)
+	go func() { serveErr <- srv.Serve(lis) }()
+	if httpSrv != nil {
+		go func() {
+			if err := httpSrv.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("metrics server: %w", err)
+			}
+		}()
+	}
+	c.mu.Lock()
+	c.addr = lis.Addr()
+	if httpLis != nil {
+		c.httpAddr = httpLis.Addr()
+	}
+	c.mu.Unlock()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	log.Info("collector listening", "addr", lis.Addr().String(), "store", c.cfg.storePath(), "metrics", c.cfg.MetricsListen)
+	close(c.ready)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-serveErr:
+	}
+
+	// Stop: say NOT_SERVING, let streams finish within the deadline, then
+	// cut them; only then stop the writer so submitted batches are stored.
+	hs.Shutdown()
+	stopped := make(chan struct{})
+	go func() { srv.GracefulStop(); close(stopped) }()
+	c.ingest.CloseSessions()
+	c.fleet.StopWatches()
+	select {
+	case <-stopped:
+	case <-time.After(c.cfg.ShutdownTimeout):
+		log.Warn("graceful stop timed out; closing remaining streams")
+		srv.Stop()
+		<-stopped
+	}
+	if httpSrv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		httpSrv.Shutdown(sctx)
+		cancel()
+	}
+	// Handlers may still be recording disconnects: the store stays open
+	// until they are done.
+	c.ingest.WaitSessions()
+	stopWriter()
+	<-writerDone
+	log.Info("collector stopped")
+	return runErr
+}

@@ -1,0 +1,382 @@
+// Package ingest owns the collector's side of AgentService: it admits agent
+// streams, validates what they send, stores it through a group-committing
+// writer, acknowledges what is durably stored and publishes the resulting
+// events. Exactly-once storage rests on the store dropping reports whose
+// sequence number it already holds; ingest keeps the order that needs.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/hwheal/hwheal/collector/events"
+	"github.com/hwheal/hwheal/collector/store"
+	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
+)
+
+// Config configures the ingest server.
+type Config struct {
+	Store   store.Store
+	Broker  *events.Broker
+	Metrics *Metrics // nil: unregistered metrics
+	Logger  *slog.Logger
+	// Version is sent to agents in the Welcome.
+	Version string
+	// MaxBatchReports is the most reports one agent batch may carry
+	// (default 1000).
+	MaxBatchReports int
+	// MaxTxReports bounds the reports group-committed in one transaction
+	// (default 20000).
+	MaxTxReports int
+	// QueueBatches is how many agent batches may wait for the writer
+	// (default 4096).
+	QueueBatches int
+	// HelloTimeout is how long a new stream has to send its Hello
+	// (default 30 s).
+	HelloTimeout time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(nil)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.MaxBatchReports <= 0 {
+		c.MaxBatchReports = 1000
+	}
+	if c.MaxTxReports <= 0 {
+		c.MaxTxReports = 20000
+	}
+	if c.QueueBatches <= 0 {
+		c.QueueBatches = 4096
+	}
+	if c.HelloTimeout <= 0 {
+		c.HelloTimeout = 30 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Server implements hwhealv1.AgentServiceServer.
+type Server struct {
+	hwhealv1.UnimplementedAgentServiceServer
+
+	cfg    Config
+	writer *writer
+
+	mu       sync.Mutex
+	sessions map[string]*session // by node: the one live stream of each node
+	closing  bool                // set by CloseSessions: no new streams
+
+	handlers sync.WaitGroup // Connect calls in progress
+}
+
+type session struct {
+	cancel context.CancelCauseFunc
+}
+
+var (
+	errReplaced = errors.New("replaced by a newer stream of the same node")
+	errShutdown = errors.New("collector is shutting down")
+)
+
+// New returns a server; call Run to start its writer before serving.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil || cfg.Broker == nil {
+		return nil, errors.New("ingest: Store and Broker are required")
+	}
+	cfg.setDefaults()
+	return &Server{
+		cfg:      cfg,
+		writer:   newWriter(cfg.Store, cfg.Broker, cfg.Metrics, cfg.Logger, cfg.QueueBatches, cfg.MaxTxReports),
+		sessions: make(map[string]*session),
+	}, nil
+}
+
+// Run runs the writer until ctx is done. Streams submitted after that fail
+// with UNAVAILABLE, and the agents replay later.
+func (s *Server) Run(ctx context.Context) error {
+	s.writer.run(ctx)
+	return nil
+}
+
+// Sessions is the number of live agent streams.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// Connect serves one agent stream.
+func (s *Server) Connect(stream hwhealv1.AgentService_ConnectServer) error {
+	s.handlers.Add(1)
+	defer s.handlers.Done()
+	err := s.connect(stream)
+	if err != nil {
+		if st, ok := status.FromError(err); ok {
+			s.cfg.Metrics.Rejected.WithLabelValues(st.Code().String()).Inc()
+		}
+	}
+	return err
+}
+
+func (s *Server) connect(stream hwhealv1.AgentService_ConnectServer) error {
+	hello, err := s.recvHello(stream)
+	if err != nil {
+		return err
+	}
+	node := hello.GetNode()
+	log := s.cfg.Logger.With("node", node)
+
+	ctx, cancel := context.WithCancelCause(stream.Context())
+	defer cancel(nil)
+	me := &session{cancel: cancel}
+	if !s.register(node, me) {
+		return status.Error(codes.Unavailable, errShutdown.Error())
+	}
+	defer s.unregister(node, me, log)
+
+	res, err := s.cfg.Store.Hello(ctx, store.Hello{
+		Node:         node,
+		Labels:       hello.GetLabels(),
+		AgentVersion: hello.GetAgentVersion(),
+		BootID:       hello.GetBootId(),
+		StreamID:     hello.GetStreamId(),
+		Inventory:    hello.GetInventory(),
+		Time:         s.cfg.Now(),
+	})
+	if err != nil {
+		log.Error("store hello failed", "err", err)
+		return status.Error(codes.Unavailable, "collector store unavailable; retry later")
+	}
+	s.cfg.Broker.Publish(res.Events...)
+	if err := stream.Send(&hwhealv1.ConnectResponse{Msg: &hwhealv1.ConnectResponse_Welcome{Welcome: &hwhealv1.Welcome{
+		AckedSeq:         res.AckedSeq,
+		CollectorVersion: s.cfg.Version,
+		MaxBatchReports:  uint32(s.cfg.MaxBatchReports),
+	}}}); err != nil {
+		return err
+	}
+	log.Info("agent connected", "stream_id", hello.GetStreamId(), "acked_seq", res.AckedSeq, "boot_id", hello.GetBootId())
+
+	// The receive loop submits batches without waiting for them to be
+	// stored; the acker waits for each in order and acknowledges it. An
+	// agent with several batches in flight thus keeps the writer busy.
+	pending := make(chan (<-chan jobResult), 64)
+	recvDone := make(chan error, 1)
+	ackDone := make(chan error, 1)
+	go func() { recvDone <- s.receive(ctx, stream, hello, pending) }()
+	go func() { ackDone <- s.ack(ctx, stream, pending) }()
+
+	// The receiver may sit in Recv until this handler returns (that is what
+	// ends the stream), so only the acker, which watches ctx, is waited for.
+	var first error
+	select {
+	case err := <-recvDone:
+		if errors.Is(err, io.EOF) {
+			// The agent closed its side: acknowledge what is pending.
+			first = <-ackDone
+		} else {
+			cancel(err)
+			<-ackDone
+			first = err
+		}
+	case err := <-ackDone:
+		cancel(err)
+		first = err
+	case <-ctx.Done():
+		first = context.Cause(ctx)
+		<-ackDone
+	}
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, errReplaced):
+		return status.Error(codes.Aborted, errReplaced.Error())
+	case errors.Is(cause, errShutdown):
+		return status.Error(codes.Unavailable, errShutdown.Error())
+	}
+	if first != nil && !errors.Is(first, io.EOF) {
+		if _, ok := status.FromError(first); ok {
+			return first
+		}
+		if errors.Is(first, context.Canceled) {
+			return status.FromContextError(first).Err()
+		}
+		return status.Error(codes.Unavailable, first.Error())
+	}
+	return nil
+}
+
+func (s *Server) recvHello(stream hwhealv1.AgentService_ConnectServer) (*hwhealv1.Hello, error) {
+	type recv struct {
+		m   *hwhealv1.ConnectRequest
+		err error
+	}
+	ch := make(chan recv, 1)
+	go func() {
+		m, err := stream.Recv()
+		ch <- recv{m, err}
+	}()
+	timer := time.NewTimer(s.cfg.HelloTimeout)
+	defer timer.Stop()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, r.err
+		}
+		hello := r.m.GetHello()
+		if hello == nil {
+			return nil, status.Error(codes.FailedPrecondition, "the first message of a stream must be a hello")
+		}
+		if err := validateHello(hello); err != nil {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+		return hello, nil
+	case <-timer.C:
+		// Returning ends the stream, which unblocks the receive above.
+		return nil, status.Errorf(codes.DeadlineExceeded, "no hello within %s", s.cfg.HelloTimeout)
+	}
+}
+
+// receive reads batches until the stream ends; it closes pending so the
+// acker can finish the ones already submitted.
+func (s *Server) receive(ctx context.Context, stream hwhealv1.AgentService_ConnectServer, hello *hwhealv1.Hello, pending chan<- (<-chan jobResult)) error {
+	defer close(pending)
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		batch := m.GetReports()
+		if batch == nil {
+			return status.Error(codes.InvalidArgument, "only report batches may follow the hello")
+		}
+		if err := validateBatch(batch, s.cfg.MaxBatchReports); err != nil {
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+		for _, r := range batch.GetReports() {
+			if r.GetFault() != nil {
+				s.cfg.Metrics.Reports.WithLabelValues("fault").Inc()
+			} else {
+				s.cfg.Metrics.Reports.WithLabelValues("observation").Inc()
+			}
+		}
+		done, err := s.writer.submit(ctx, store.Batch{
+			Node:     hello.GetNode(),
+			StreamID: hello.GetStreamId(),
+			Reports:  batch.GetReports(),
+			Received: s.cfg.Now(),
+		})
+		if err != nil {
+			return err
+		}
+		select {
+		case pending <- done:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+}
+
+func (s *Server) ack(ctx context.Context, stream hwhealv1.AgentService_ConnectServer, pending <-chan (<-chan jobResult)) error {
+	for {
+		var done <-chan jobResult
+		select {
+		case d, ok := <-pending:
+			if !ok {
+				return io.EOF
+			}
+			done = d
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		var r jobResult
+		select {
+		case r = <-done:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-s.writer.stopped:
+			return status.Error(codes.Unavailable, "collector is shutting down")
+		}
+		if r.err != nil {
+			s.cfg.Logger.Error("store batch failed", "err", r.err)
+			return status.Error(codes.Unavailable, "collector store unavailable; retry later")
+		}
+		if err := stream.Send(&hwhealv1.ConnectResponse{Msg: &hwhealv1.ConnectResponse_Ack{Ack: &hwhealv1.Ack{AckedSeq: r.res.AckedSeq}}}); err != nil {
+			return err
+		}
+	}
+}
+
+// CloseSessions ends every agent stream with UNAVAILABLE so that a graceful
+// stop does not wait for streams that never end by themselves. Agents
+// reconnect elsewhere or later and replay what was not acknowledged.
+func (s *Server) CloseSessions() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closing = true
+	for _, sess := range s.sessions {
+		sess.cancel(errShutdown)
+	}
+}
+
+// WaitSessions waits until every stream handler has returned, including its
+// last store write (the disconnect), so the store may then be closed. Call
+// it after CloseSessions and after the gRPC server stopped taking streams.
+func (s *Server) WaitSessions() { s.handlers.Wait() }
+
+func (s *Server) register(node string, me *session) bool {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return false
+	}
+	old := s.sessions[node]
+	s.sessions[node] = me
+	if old == nil {
+		s.cfg.Metrics.Streams.Inc()
+	}
+	s.mu.Unlock()
+	if old != nil {
+		// An agent that reconnects before its old stream timed out: the
+		// newer stream wins, so one node never has two writers.
+		old.cancel(errReplaced)
+	}
+	return true
+}
+
+func (s *Server) unregister(node string, me *session, log *slog.Logger) {
+	s.mu.Lock()
+	current := s.sessions[node] == me
+	if current {
+		delete(s.sessions, node)
+		s.cfg.Metrics.Streams.Dec()
+	}
+	s.mu.Unlock()
+	if !current {
+		return
+	}
+	// The stream's context is gone; recording the disconnect must not be.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ev, err := s.cfg.Store.Disconnected(ctx, node, s.cfg.Now())
+	if err != nil {
+		log.Warn("store disconnect failed", "err", err)
+		return
+	}
+	if ev != nil {
+		s.cfg.Broker.Publish(ev)
+	}
+	log.Info("agent disconnected")
+}

@@ -1,0 +1,145 @@
+package ingest
+
+import (
+	"fmt"
+	"regexp"
+
+	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
+)
+
+// Limits on what an agent may send. They bound the collector's memory and
+// the store's rows per agent; gRPC's message size limit bounds the rest.
+const (
+	maxNodeName     = 253
+	maxLabels       = 64
+	maxLabelKey     = 63
+	maxLabelValue   = 256
+	maxStreamID     = 64
+	maxSummary      = 1024
+	maxSamples      = 512
+	maxSourceName   = 64
+	maxFaultClass   = 64
+	maxPartName     = 256
+	maxEvidenceText = 16 << 10
+)
+
+var (
+	nodeNameRE   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$`)
+	labelKeyRE   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$`)
+	faultClassRE = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$`)
+)
+
+func validateHello(h *hwhealv1.Hello) error {
+	if h.GetNode() == "" {
+		return fmt.Errorf("hello: node is empty")
+	}
+	if len(h.GetNode()) > maxNodeName || !nodeNameRE.MatchString(h.GetNode()) {
+		return fmt.Errorf("hello: node %.64q is not a valid name (letters, digits, '.', '_', '-', at most %d)", h.GetNode(), maxNodeName)
+	}
+	if id := h.GetStreamId(); id == "" || len(id) > maxStreamID {
+		return fmt.Errorf("hello: stream_id must be 1 to %d characters", maxStreamID)
+	}
+	if len(h.GetLabels()) > maxLabels {
+		return fmt.Errorf("hello: %d labels, at most %d", len(h.GetLabels()), maxLabels)
+	}
+	for k, v := range h.GetLabels() {
+		if len(k) > maxLabelKey || !labelKeyRE.MatchString(k) {
+			return fmt.Errorf("hello: label key %.64q is not valid", k)
+		}
+		if len(v) > maxLabelValue {
+			return fmt.Errorf("hello: label %q value longer than %d", k, maxLabelValue)
+		}
+	}
+	return nil
+}
+
+// validateBatch checks a batch before it reaches the store: the store trusts
+// what ingest hands it.
+func validateBatch(b *hwhealv1.ReportBatch, maxReports int) error {
+	n := len(b.GetReports())
+	if n == 0 {
+		return fmt.Errorf("batch: no reports")
+	}
+	if n > maxReports {
+		return fmt.Errorf("batch: %d reports, at most %d", n, maxReports)
+	}
+	var prev uint64
+	for i, r := range b.GetReports() {
+		if r.GetSeq() == 0 {
+			return fmt.Errorf("batch: report %d: seq is 0", i)
+		}
+		if r.GetSeq() <= prev {
+			return fmt.Errorf("batch: report %d: seq %d does not follow %d", i, r.GetSeq(), prev)
+		}
+		prev = r.GetSeq()
+		switch item := r.GetItem().(type) {
+		case *hwhealv1.Report_Fault:
+			if err := validateFault(item.Fault); err != nil {
+				return fmt.Errorf("batch: report seq %d: %w", r.GetSeq(), err)
+			}
+		case *hwhealv1.Report_Observation:
+			if err := validateObservation(item.Observation); err != nil {
+				return fmt.Errorf("batch: report seq %d: %w", r.GetSeq(), err)
+			}
+		default:
+			return fmt.Errorf("batch: report seq %d: no fault or observation", r.GetSeq())
+		}
+	}
+	return nil
+}
+
+func validateFault(f *hwhealv1.Fault) error {
+	if f == nil {
+		return fmt.Errorf("fault is empty")
+	}
+	if c := f.GetFaultClass(); len(c) > maxFaultClass || !faultClassRE.MatchString(c) {
+		return fmt.Errorf("fault class %.64q is not valid (like disk.io_error)", c)
+	}
+	if _, ok := hwhealv1.Severity_name[int32(f.GetSeverity())]; !ok || f.GetSeverity() == hwhealv1.Severity_SEVERITY_UNSPECIFIED {
+		return fmt.Errorf("fault %s: severity %d is not valid", f.GetFaultClass(), f.GetSeverity())
+	}
+	if err := validatePart(f.GetPart()); err != nil {
+		return fmt.Errorf("fault %s: %w", f.GetFaultClass(), err)
+	}
+	if len(f.GetSummary()) > maxSummary {
+		return fmt.Errorf("fault %s: summary longer than %d", f.GetFaultClass(), maxSummary)
+	}
+	if len(f.GetEvidence().GetKernelLog().GetMessage()) > maxEvidenceText {
+		return fmt.Errorf("fault %s: evidence message longer than %d", f.GetFaultClass(), maxEvidenceText)
+	}
+	if len(f.GetEvidence().GetSamples()) > maxSamples {
+		return fmt.Errorf("fault %s: more than %d evidence samples", f.GetFaultClass(), maxSamples)
+	}
+	return nil
+}
+
+func validateObservation(o *hwhealv1.Observation) error {
+	if o == nil {
+		return fmt.Errorf("observation is empty")
+	}
+	if s := o.GetSource(); s == "" || len(s) > maxSourceName {
+		return fmt.Errorf("observation: source must be 1 to %d characters", maxSourceName)
+	}
+	if err := validatePart(o.GetPart()); err != nil {
+		return fmt.Errorf("observation %s: %w", o.GetSource(), err)
+	}
+	if len(o.GetSamples()) > maxSamples {
+		return fmt.Errorf("observation %s: %d samples, at most %d", o.GetSource(), len(o.GetSamples()), maxSamples)
+	}
+	return nil
+}
+
+func validatePart(p *hwhealv1.Part) error {
+	if p == nil {
+		return nil
+	}
+	if _, ok := hwhealv1.PartKind_name[int32(p.GetKind())]; !ok {
+		return fmt.Errorf("part kind %d is not valid", p.GetKind())
+	}
+	for name, v := range map[string]string{"name": p.GetName(), "serial": p.GetSerial(), "model": p.GetModel(), "pci_address": p.GetPciAddress()} {
+		if len(v) > maxPartName {
+			return fmt.Errorf("part %s longer than %d", name, maxPartName)
+		}
+	}
+	return nil
+}
