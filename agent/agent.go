@@ -1,0 +1,318 @@
+// Package agent assembles the node agent: its sources, the kernel-log rules
+// that turn records into faults, the on-disk spool that keeps every report
+// until the collector acknowledges it, and the stream to the collector.
+// cmd/hwheal-agent only turns flags into a Config.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/hwheal/hwheal/agent/detect"
+	"github.com/hwheal/hwheal/agent/source"
+	"github.com/hwheal/hwheal/agent/source/diskstats"
+	"github.com/hwheal/hwheal/agent/source/inventory"
+	"github.com/hwheal/hwheal/agent/source/kmsg"
+	"github.com/hwheal/hwheal/agent/source/netdev"
+	"github.com/hwheal/hwheal/agent/spool"
+	"github.com/hwheal/hwheal/agent/transport"
+	"github.com/hwheal/hwheal/pkg/grpcutil"
+	"github.com/hwheal/hwheal/pkg/kernlog"
+	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
+)
+
+// Config is the agent's whole configuration.
+type Config struct {
+	// Collector is the collector's gRPC address.
+	Collector string
+	// Node is this node's name in the fleet (default: the host name).
+	Node string
+	// Labels place the node: rack, zone, model, role, ...
+	Labels map[string]string
+	// StateDir keeps the spool and the kmsg cursor.
+	StateDir string
+	// Root prefixes every /proc, /sys and /dev path (fixture trees in
+	// tests); "/" on a real host.
+	Root string
+	// Insecure allows a plaintext connection to the collector.
+	Insecure bool
+	// MetricsListen is the HTTP address of /metrics; empty disables it.
+	MetricsListen string
+	// DiskstatsInterval and NetdevInterval are the periodic sources'
+	// intervals (default 30 s each).
+	DiskstatsInterval time.Duration
+	NetdevInterval    time.Duration
+	// DiskExclude overrides the default regular expression of block
+	// devices left out of diskstats.
+	DiskExclude string
+	// SpoolMaxBytes bounds the on-disk spool (default 64 MiB).
+	SpoolMaxBytes int64
+	Version       string
+	Logger        *slog.Logger
+}
+
+// DefaultCollector is where the agent looks for the collector by default.
+const DefaultCollector = "127.0.0.1:7400"
+
+// Validate checks the config and fills defaults.
+func (c *Config) Validate() error {
+	if c.Collector == "" {
+		c.Collector = DefaultCollector
+	}
+	if c.Node == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("node: not given and the host name is unknown: %w", err)
+		}
+		c.Node = h
+	}
+	if c.StateDir == "" {
+		return errors.New("state-dir: required")
+	}
+	if c.Root == "" {
+		c.Root = "/"
+	}
+	if c.DiskExclude != "" {
+		if _, err := regexp.Compile(c.DiskExclude); err != nil {
+			return fmt.Errorf("disk-exclude: %w", err)
+		}
+	}
+	if !c.Insecure {
+		return fmt.Errorf("insecure: %w", grpcutil.ErrNoTLS)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Agent is a running node agent.
+type Agent struct {
+	cfg       Config
+	log       *slog.Logger
+	rules     *detect.RuleSet
+	spool     *spool.Spool
+	client    *transport.Client
+	kmsg      *kmsg.Source
+	sources   []source.Source
+	inventory *hwhealv1.Inventory
+	bootID    string
+	// bootWall is the wall-clock time of boot, to date kernel records
+	// that carry only their time since boot.
+	bootWall time.Time
+
+	faults        atomic.Uint64
+	observations  atomic.Uint64
+	appendErrors  atomic.Uint64
+	lastAppendErr atomic.Int64 // unix nanos of the last logged append error
+}
+
+// New builds the agent: opens its spool, loads the rules and takes the
+// hardware inventory.
+func New(ctx context.Context, cfg Config) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	log.Warn(grpcutil.InsecureWarning)
+	rules, err := detect.Builtin()
+	if err != nil {
+		return nil, fmt.Errorf("load shipped rules: %w", err)
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create state directory: %w", err)
+	}
+	sp, err := spool.Open(filepath.Join(cfg.StateDir, "spool"), spool.Options{
+		MaxBytes: cfg.SpoolMaxBytes,
+		Logger:   log.With("component", "spool"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open spool: %w", err)
+	}
+	a := &Agent{cfg: cfg, log: log, rules: rules, spool: sp}
+	a.bootID = readBootID(cfg.Root)
+	a.bootWall = bootWallTime()
+
+	invCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	inv, err := inventory.Collect(invCtx, cfg.Root, log.With("component", "inventory"))
+	cancel()
+	if err != nil {
+		log.Warn("inventory unavailable", "err", err)
+	}
+	a.inventory = inv
+
+	creds, err := grpcutil.TransportCredentials(cfg.Insecure)
+	if err != nil {
+		sp.Close()
+		return nil, err
+	}
+	a.client, err = transport.New(transport.Config{
+		Target:      cfg.Collector,
+		DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(creds)},
+		Hello:       a.hello,
+		Spool:       sp,
+		Logger:      log.With("component", "transport"),
+	})
+	if err != nil {
+		sp.Close()
+		return nil, err
+	}
+
+	a.kmsg = kmsg.New(kmsg.Config{Root: cfg.Root, StateDir: cfg.StateDir, Logger: log.With("source", "kmsg")})
+	dcfg := diskstats.Config{Root: cfg.Root, Interval: cfg.DiskstatsInterval, Logger: log.With("source", "diskstats")}
+	if cfg.DiskExclude != "" {
+		dcfg.Exclude = regexp.MustCompile(cfg.DiskExclude)
+	}
+	a.sources = []source.Source{
+		a.kmsg,
+		diskstats.New(dcfg),
+		netdev.New(netdev.Config{Root: cfg.Root, Interval: cfg.NetdevInterval, Logger: log.With("source", "netdev")}),
+	}
+	return a, nil
+}
+
+func (a *Agent) hello() *hwhealv1.Hello {
+	return &hwhealv1.Hello{
+		Node:         a.cfg.Node,
+		Labels:       a.cfg.Labels,
+		AgentVersion: a.cfg.Version,
+		BootId:       a.bootID,
+		Inventory:    a.inventory,
+	}
+}
+
+// Run runs every source and the stream to the collector until ctx is done.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.spool.Close()
+	var httpSrv *http.Server
+	if a.cfg.MetricsListen != "" {
+		lis, err := net.Listen("tcp", a.cfg.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("listen metrics %s: %w", a.cfg.MetricsListen, err)
+		}
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), a.metrics())
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go httpSrv.Serve(lis)
+		defer httpSrv.Close()
+	}
+	a.log.Info("agent started", "node", a.cfg.Node, "collector", a.cfg.Collector, "root", a.cfg.Root,
+		"boot_id", a.bootID, "stream_id", a.spool.StreamID(), "rules", len(a.rules.Rules()))
+
+	var wg sync.WaitGroup
+	errc := make(chan error, len(a.sources)+1)
+	for _, src := range a.sources {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := src.Run(ctx, a); err != nil && !errors.Is(err, context.Canceled) {
+				a.log.Error("source stopped", "source", src.Name(), "err", err)
+				errc <- fmt.Errorf("source %s: %w", src.Name(), err)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := a.client.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			errc <- fmt.Errorf("transport: %w", err)
+		}
+	}()
+	wg.Wait()
+	close(errc)
+	// A source that failed does not stop the others (the agent keeps
+	// watching what it can); its error is reported at exit.
+	var errs []error
+	for err := range errc {
+		errs = append(errs, err)
+	}
+	a.log.Info("agent stopped")
+	return errors.Join(errs...)
+}
+
+// Observe implements source.Sink.
+func (a *Agent) Observe(o *hwhealv1.Observation) {
+	if o.GetTime() == nil {
+		o.Time = timestamppb.Now()
+	}
+	a.observations.Add(1)
+	a.append(&hwhealv1.Report{Item: &hwhealv1.Report_Observation{Observation: o}})
+}
+
+// Log implements source.Sink: it runs the rules on a kernel record and
+// spools each fault they raise.
+func (a *Agent) Log(rec kernlog.Record) {
+	faults := a.rules.Match(rec)
+	if len(faults) == 0 {
+		return
+	}
+	reports := make([]*hwhealv1.Report, 0, len(faults))
+	for _, f := range faults {
+		if f.GetTime() == nil {
+			f.Time = timestamppb.New(a.recordTime(rec))
+		}
+		reports = append(reports, &hwhealv1.Report{Item: &hwhealv1.Report_Fault{Fault: f}})
+	}
+	a.faults.Add(uint64(len(faults)))
+	a.append(reports...)
+}
+
+func (a *Agent) append(reports ...*hwhealv1.Report) {
+	if err := a.spool.Append(reports...); err != nil {
+		a.appendErrors.Add(1)
+		// A full or broken disk would otherwise log once per record.
+		now := time.Now().UnixNano()
+		if last := a.lastAppendErr.Load(); now-last > int64(10*time.Second) && a.lastAppendErr.CompareAndSwap(last, now) {
+			a.log.Error("spool append failed", "err", err, "failed_total", a.appendErrors.Load())
+		}
+	}
+}
+
+func (a *Agent) recordTime(rec kernlog.Record) time.Time {
+	switch {
+	case !rec.Time.IsZero():
+		return rec.Time
+	case rec.HasMonotonic && !a.bootWall.IsZero():
+		return a.bootWall.Add(rec.Monotonic)
+	default:
+		return time.Now()
+	}
+}
+
+func readBootID(root string) string {
+	b, err := os.ReadFile(filepath.Join(root, "proc/sys/kernel/random/boot_id"))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// bootWallTime is now minus CLOCK_MONOTONIC, the clock /dev/kmsg stamps
+// records with.
+func bootWallTime() time.Time {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return time.Time{}
+	}
+	return time.Now().Add(-time.Duration(ts.Nano()))
+}

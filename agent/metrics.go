@@ -1,0 +1,84 @@
+package agent
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// agentMetrics exposes the counters the agent's parts keep themselves; it
+// reads them at scrape time, so the hot paths pay nothing for metrics.
+type agentMetrics struct {
+	a *Agent
+
+	kmsgRecords, kmsgDropped, kmsgOverruns, kmsgSkipped *prometheus.Desc
+	sourceErrors                                        *prometheus.Desc
+	faults, observations, appendErrors                  *prometheus.Desc
+	spoolPending, spoolBytes, spoolDropped, spoolCorrupt *prometheus.Desc
+	connected, connects, reportsSent, rejected          *prometheus.Desc
+}
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc("hwheal_agent_"+name, help, labels, nil)
+}
+
+func (a *Agent) metrics() prometheus.Collector {
+	return &agentMetrics{
+		a:            a,
+		kmsgRecords:  desc("kmsg_records_total", "Kernel log records read."),
+		kmsgDropped:  desc("kmsg_dropped_total", "Kernel log records overwritten in the ring before the agent read them."),
+		kmsgOverruns: desc("kmsg_overruns_total", "Reads of /dev/kmsg that returned EPIPE (ring overrun)."),
+		kmsgSkipped:  desc("kmsg_skipped_total", "Kernel log lines skipped, by reason.", "reason"),
+		sourceErrors: desc("source_errors_total", "Reads of a periodic source that failed, by source.", "source"),
+		faults:       desc("faults_total", "Faults raised by the agent's rules."),
+		observations: desc("observations_total", "Observations taken by periodic sources."),
+		appendErrors: desc("spool_append_errors_total", "Reports that could not be written to the spool."),
+		spoolPending: desc("spool_pending_reports", "Reports in the spool not yet acknowledged by the collector."),
+		spoolBytes:   desc("spool_bytes", "Bytes of the on-disk spool."),
+		spoolDropped: desc("spool_dropped_total", "Reports dropped because the spool reached its bound."),
+		spoolCorrupt: desc("spool_corrupt_total", "Damaged spool frames found and cut."),
+		connected:    desc("collector_connected", "1 while a stream to the collector is up."),
+		connects:     desc("collector_connects_total", "Streams opened to the collector."),
+		reportsSent:  desc("reports_sent_total", "Reports sent to the collector, replays included."),
+		rejected:     desc("reports_rejected_total", "Reports the collector refused as invalid and the agent skipped."),
+	}
+}
+
+func (m *agentMetrics) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(m, ch) }
+
+func (m *agentMetrics) Collect(ch chan<- prometheus.Metric) {
+	a := m.a
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
+	}
+	ks := a.kmsg.Stats()
+	counter(m.kmsgRecords, ks.Records)
+	counter(m.kmsgDropped, ks.Dropped)
+	counter(m.kmsgOverruns, ks.Overruns)
+	for reason, n := range ks.Skipped {
+		counter(m.kmsgSkipped, n, reason)
+	}
+	for _, src := range a.sources {
+		if e, ok := src.(interface{ Errors() uint64 }); ok {
+			counter(m.sourceErrors, e.Errors(), src.Name())
+		}
+	}
+	counter(m.faults, a.faults.Load())
+	counter(m.observations, a.observations.Load())
+	counter(m.appendErrors, a.appendErrors.Load())
+	ss := a.spool.Stats()
+	gauge(m.spoolPending, float64(ss.Pending))
+	gauge(m.spoolBytes, float64(ss.Bytes))
+	counter(m.spoolDropped, ss.Dropped)
+	counter(m.spoolCorrupt, ss.Corrupt)
+	ts := a.client.Stats()
+	c := 0.0
+	if ts.Connected {
+		c = 1
+	}
+	gauge(m.connected, c)
+	counter(m.connects, ts.Connects)
+	counter(m.reportsSent, ts.ReportsSent)
+	counter(m.rejected, ts.Rejected)
+}

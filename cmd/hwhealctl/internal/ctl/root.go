@@ -1,0 +1,96 @@
+// Package ctl is hwhealctl: the operator's command line over FleetService
+// (nodes, faults, events) and the offline rule tools (rules replay). Each
+// verb lives in its own file; they share one dial helper and one output
+// layer so that -o means the same everywhere.
+package ctl
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+
+	"github.com/hwheal/hwheal/pkg/grpcutil"
+	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
+)
+
+// DefaultCollector is the address used when neither --collector nor
+// HWHEAL_COLLECTOR is set.
+const DefaultCollector = "127.0.0.1:7400"
+
+type options struct {
+	collector string
+	insecure  bool
+	output    string
+	timeout   time.Duration
+	stdout    io.Writer
+	stderr    io.Writer
+}
+
+// NewRoot returns the hwhealctl command tree. version is printed by
+// `hwhealctl version`.
+func NewRoot(version string, stdout, stderr io.Writer) *cobra.Command {
+	o := &options{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:           "hwhealctl",
+		Short:         "Query and steer a hwheal fleet",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			switch o.output {
+			case "table", "json":
+			default:
+				return fmt.Errorf("-o %q: use table or json", o.output)
+			}
+			return nil
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	def := os.Getenv("HWHEAL_COLLECTOR")
+	if def == "" {
+		def = DefaultCollector
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&o.collector, "collector", def, "collector gRPC address (env HWHEAL_COLLECTOR)")
+	pf.BoolVar(&o.insecure, "insecure", false, "connect without TLS (trusted networks and trials only)")
+	pf.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
+	pf.DurationVar(&o.timeout, "timeout", 30*time.Second, "timeout of each request (not of events --follow)")
+	root.AddCommand(
+		newNodesCmd(o), newNodeCmd(o), newFaultsCmd(o), newEventsCmd(o), newRulesCmd(o),
+		&cobra.Command{
+			Use:   "version",
+			Short: "Print hwhealctl's version",
+			Args:  cobra.NoArgs,
+			Run:   func(*cobra.Command, []string) { fmt.Fprintln(o.stdout, version) },
+		},
+	)
+	return root
+}
+
+// dial connects to the collector's fleet API.
+func (o *options) dial() (hwhealv1.FleetServiceClient, func(), error) {
+	creds, err := grpcutil.TransportCredentials(o.insecure)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !o.insecure {
+		return nil, nil, grpcutil.ErrNoTLS
+	}
+	conn, err := grpc.NewClient(o.collector, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return nil, nil, fmt.Errorf("collector %s: %w", o.collector, err)
+	}
+	return hwhealv1.NewFleetServiceClient(conn), func() { conn.Close() }, nil
+}
+
+func (o *options) ctx(parent context.Context) (context.Context, context.CancelFunc) {
+	if o.timeout <= 0 {
+		return context.WithCancel(parent)
+	}
+	return context.WithTimeout(parent, o.timeout)
+}
