@@ -1,0 +1,250 @@
+// Package e2e runs hwheal as its users do: the real binaries as separate
+// processes over real sockets, reading the real kernel. Tests that need
+// root or a kernel feature skip with a one-line reason when they cannot run.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binDir holds the binaries TestMain builds once for every test.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "hwheal-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../../cmd/hwheal-agent", "../../cmd/hwheal-collector", "../../cmd/hwhealctl")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build binaries: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a binary running in the background with its output in a file.
+type proc struct {
+	t    testing.TB
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+}
+
+func start(t testing.TB, name string, args ...string) *proc {
+	t.Helper()
+	logFile := filepath.Join(t.TempDir(), name+".log")
+	f, err := os.Create(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(binDir, name), args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	p := &proc{t: t, name: name, cmd: cmd, log: logFile, done: make(chan struct{})}
+	go func() { cmd.Wait(); f.Close(); close(p.done) }()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile)
+			t.Logf("--- %s log ---\n%s", name, tail(string(b), 60))
+		}
+	})
+	return p
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (p *proc) stop() {
+	p.t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		p.t.Fatalf("%s did not stop within 20s of SIGTERM", p.name)
+	}
+}
+
+// kill sends SIGKILL: the process gets no chance to tidy up.
+func (p *proc) kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Kill()
+	<-p.done
+}
+
+func (p *proc) output() string {
+	b, _ := os.ReadFile(p.log)
+	return string(b)
+}
+
+func tail(s string, lines int) string {
+	ls := strings.Split(s, "\n")
+	if len(ls) > lines {
+		ls = ls[len(ls)-lines:]
+	}
+	return strings.Join(ls, "\n")
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func randomID(t testing.TB, n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// randomLetters returns n lowercase letters, for names kernel patterns
+// accept as device names (sdX).
+func randomLetters(t testing.TB, n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	for i := range b {
+		b[i] = 'a' + b[i]%26
+	}
+	return string(b)
+}
+
+// ctl runs hwhealctl against addr and returns its standard output.
+func ctl(t testing.TB, addr string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "hwhealctl"), append([]string{"--insecure", "--collector", addr}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("hwhealctl %s: %v: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.String(), nil
+}
+
+// ctlJSON runs hwhealctl -o json and decodes its output into v.
+func ctlJSON(t testing.TB, addr string, v any, args ...string) error {
+	t.Helper()
+	out, err := ctl(t, addr, append(args, "-o", "json")...)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		return fmt.Errorf("decode hwhealctl %v output: %v: %s", args, err, out)
+	}
+	return nil
+}
+
+// eventually retries f until it returns nil or the timeout passes.
+func eventually(t testing.TB, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %s: %v", what, timeout, err)
+}
+
+func requireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (writes /dev/kmsg)")
+	}
+}
+
+// writeKmsg writes records into the kernel log as user space does. The
+// caller must have enabled printk_devkmsg for more than a few lines.
+func writeKmsg(t testing.TB, lines ...string) {
+	t.Helper()
+	f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatalf("open /dev/kmsg: %v", err)
+	}
+	defer f.Close()
+	for _, l := range lines {
+		// One write is one record.
+		if _, err := f.Write([]byte(l)); err != nil {
+			t.Fatalf("write /dev/kmsg: %v", err)
+		}
+	}
+}
+
+// enableDevkmsg lifts the kernel's rate limit on user writes to /dev/kmsg
+// for the test and restores the old setting after it.
+func enableDevkmsg(t testing.TB) {
+	t.Helper()
+	const path = "/proc/sys/kernel/printk_devkmsg"
+	old, err := os.ReadFile(path)
+	if err != nil {
+		t.Skipf("needs %s: %v", path, err)
+	}
+	if err := os.WriteFile(path, []byte("on\n"), 0o644); err != nil {
+		t.Skipf("cannot set %s: %v", path, err)
+	}
+	t.Cleanup(func() { os.WriteFile(path, old, 0o644) })
+}
+
+// fault is the part of hwhealctl's fault JSON the tests look at.
+type fault struct {
+	ID         json.Number `json:"id"`
+	Node       string      `json:"node"`
+	FaultClass string      `json:"fault_class"`
+	Severity   string      `json:"severity"`
+	Count      json.Number `json:"count"`
+	Part       struct {
+		Kind string `json:"kind"`
+		Name string `json:"name"`
+	} `json:"part"`
+	Evidence struct {
+		KernelLog struct {
+			Level    int    `json:"level"`
+			Facility int    `json:"facility"`
+			Message  string `json:"message"`
+		} `json:"kernel_log"`
+	} `json:"evidence"`
+}
+
+type node struct {
+	Name       string            `json:"name"`
+	Health     string            `json:"health"`
+	Connected  bool              `json:"connected"`
+	Labels     map[string]string `json:"labels"`
+	OpenFaults int               `json:"open_faults"`
+}
