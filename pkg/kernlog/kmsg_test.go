@@ -193,7 +193,7 @@ func TestParseKmsgCorpus(t *testing.T) {
 		if r := bySeq[341]; r.Facility != 1 || r.Level != 3 || r.Message != "hwheal-exp-line" || r.Monotonic != 640497816*time.Microsecond {
 			t.Errorf("user-space record %+v", r)
 		}
-		if r := bySeq[0]; r.Level != 5 || r.Dict != nil || !strings.HasPrefix(r.Message, "Linux version 6.18") {
+		if r := bySeq[0]; r.Level != 5 || r.Dict != nil || !strings.HasPrefix(r.Message, "Linux version 6.1.0") {
 			t.Errorf("seq 0 %+v", r)
 		}
 	})
