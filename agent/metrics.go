@@ -9,11 +9,11 @@ import (
 type agentMetrics struct {
 	a *Agent
 
-	kmsgRecords, kmsgDropped, kmsgOverruns, kmsgSkipped *prometheus.Desc
-	sourceErrors                                        *prometheus.Desc
-	faults, observations, appendErrors                  *prometheus.Desc
+	kmsgRecords, kmsgDropped, kmsgOverruns, kmsgSkipped  *prometheus.Desc
+	sourceErrors                                         *prometheus.Desc
+	faults, observations, appendErrors                   *prometheus.Desc
 	spoolPending, spoolBytes, spoolDropped, spoolCorrupt *prometheus.Desc
-	connected, connects, reportsSent, rejected          *prometheus.Desc
+	connected, connects, reportsSent, rejected           *prometheus.Desc
 }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {

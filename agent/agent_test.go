@@ -1,0 +1,248 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/hwheal/hwheal/collector"
+	"github.com/hwheal/hwheal/pkg/kernlog"
+	"github.com/hwheal/hwheal/pkg/ttar/ttartest"
+	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
+)
+
+// fixtureKmsg are real kernel log lines (from agent/detect/testdata, see
+// its SOURCE.txt) written as raw /dev/kmsg records, among benign ones.
+var fixtureKmsg = []struct {
+	msg   string
+	class string // "" for benign lines
+	part  string
+}{
+	{msg: "ata1: SATA link up 6.0 Gbps (SStatus 133 SControl 300)"},
+	{msg: "I/O error, dev sda, sector 4196408 op 0x0:(READ) flags 0x83700 phys_seg 9 prio class 2", class: "disk.io_error", part: "sda"},
+	{msg: "pcieport 0000:00:01.0: AER: Uncorrected (Fatal) error received: 0000:00:01.0", class: "pcie.aer_fatal", part: "0000:00:01.0"},
+	{msg: "EDAC MC0: 1 UE Cannot decode normalized address on mc#0csrow#0channel#2 (csrow:0 channel:2 page:0x0 offset:0x0 grain:64)", class: "memory.ue"},
+	{msg: "e1000e: Intel(R) PRO/1000 Network Driver"},
+}
+
+// fixtureRoot builds a host tree: procfs/sysfs fixtures from
+// prometheus/procfs (via the diskstats and netdev sources' testdata), a
+// boot id and a /dev/kmsg file of raw records.
+func fixtureRoot(t *testing.T) string {
+	t.Helper()
+	root := filepath.Join(ttartest.ExtractFile(t, "source/diskstats/testdata/procfs_diskstats.ttar"), "fixtures")
+	net := filepath.Join(ttartest.ExtractFile(t, "source/netdev/testdata/procfs_net.ttar"), "fixtures")
+	if err := os.CopyFS(root, os.DirFS(net)); err != nil {
+		t.Fatal(err)
+	}
+	write := func(rel, content string) {
+		p := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("proc/sys/kernel/random/boot_id", "5d1c1a59-8f0e-4b4e-9a43-0c3b4e2d7a11\n")
+	var kmsg []byte
+	for i, l := range fixtureKmsg {
+		kmsg = kernlog.AppendKmsg(kmsg, kernlog.Record{Level: 3, Facility: 0, Seq: uint64(i + 1), Monotonic: time.Duration(i+1) * time.Second, HasMonotonic: true, Message: l.msg})
+	}
+	write("dev/kmsg", string(kmsg))
+	return root
+}
+
+func startCollector(t *testing.T) (string, hwhealv1.FleetServiceClient) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	c, err := collector.New(ctx, collector.Config{Listen: "127.0.0.1:0", StateDir: t.TempDir(), Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-c.Ready()
+	conn, err := grpc.NewClient(c.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return c.Addr().String(), hwhealv1.NewFleetServiceClient(conn)
+}
+
+func runAgent(t *testing.T, cfg Config) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent Run: %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func waitFor(t *testing.T, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: %v", what, err)
+}
+
+// TestAgentOnFixtureTree runs the whole agent against a fixture tree and a
+// real collector: rules raise the faults of the kernel records, periodic
+// sources' readings arrive, and a restart re-reports nothing.
+func TestAgentOnFixtureTree(t *testing.T) {
+	root := fixtureRoot(t)
+	addr, fleet := startCollector(t)
+	cfg := Config{
+		Collector: addr, Node: "fixture-1", Labels: map[string]string{"rack": "r7"},
+		StateDir: t.TempDir(), Root: root, Insecure: true,
+		DiskstatsInterval: 50 * time.Millisecond, NetdevInterval: 50 * time.Millisecond,
+		DiskExclude: "^$", Version: "test", Logger: slog.New(slog.DiscardHandler),
+	}
+	stop := runAgent(t, cfg)
+	ctx := t.Context()
+
+	wantFaults := 0
+	for _, l := range fixtureKmsg {
+		if l.class != "" {
+			wantFaults++
+		}
+	}
+	faultsByClass := func() (map[string]*hwhealv1.FaultRecord, error) {
+		resp, err := fleet.ListFaults(ctx, &hwhealv1.ListFaultsRequest{Node: "fixture-1"})
+		if err != nil {
+			return nil, err
+		}
+		m := map[string]*hwhealv1.FaultRecord{}
+		for _, f := range resp.GetFaults() {
+			m[f.GetFaultClass()] = f
+		}
+		if len(m) != wantFaults || len(resp.GetFaults()) != wantFaults {
+			return m, fmt.Errorf("%d faults (%v), want %d", len(resp.GetFaults()), m, wantFaults)
+		}
+		return m, nil
+	}
+	waitFor(t, "faults of the fixture's kernel records", func() error {
+		m, err := faultsByClass()
+		if err != nil {
+			return err
+		}
+		for _, l := range fixtureKmsg {
+			if l.class == "" {
+				continue
+			}
+			f := m[l.class]
+			if f == nil {
+				return fmt.Errorf("no %s fault", l.class)
+			}
+			if l.part != "" && f.GetPart().GetName() != l.part && f.GetPart().GetPciAddress() != l.part {
+				return fmt.Errorf("%s names part %v, want %s", l.class, f.GetPart(), l.part)
+			}
+			if f.GetEvidence().GetKernelLog().GetMessage() != l.msg {
+				return fmt.Errorf("%s evidence %q", l.class, f.GetEvidence().GetKernelLog().GetMessage())
+			}
+			if f.GetCount() != 1 {
+				return fmt.Errorf("%s count %d", l.class, f.GetCount())
+			}
+		}
+		return nil
+	})
+
+	waitFor(t, "diskstats and netdev readings", func() error {
+		resp, err := fleet.GetNode(ctx, &hwhealv1.GetNodeRequest{Name: "fixture-1"})
+		if err != nil {
+			return err
+		}
+		if resp.GetNode().GetHealth() != hwhealv1.NodeHealth_NODE_HEALTH_FAULTY {
+			return fmt.Errorf("health %v", resp.GetNode().GetHealth())
+		}
+		if resp.GetNode().GetLabels()["rack"] != "r7" || resp.GetNode().GetBootId() != "5d1c1a59-8f0e-4b4e-9a43-0c3b4e2d7a11" {
+			return fmt.Errorf("node %v", resp.GetNode())
+		}
+		seen := map[string]bool{}
+		for _, o := range resp.GetLatestObservations() {
+			seen[o.GetSource()+"/"+o.GetPart().GetName()] = true
+		}
+		// sda is in procfs's diskstats fixture, eth0 in its net/dev.
+		if !seen["diskstats/sda"] || !seen["netdev/eth0"] {
+			return fmt.Errorf("readings %v", seen)
+		}
+		return nil
+	})
+
+	// Restart: the kmsg cursor and the spool's acked sequence survive, so
+	// nothing is reported twice.
+	stop()
+	stop2 := runAgent(t, cfg)
+	time.Sleep(300 * time.Millisecond) // long enough for a re-read to have shown
+	m, err := faultsByClass()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for class, f := range m {
+		if f.GetCount() != 1 {
+			t.Fatalf("after restart %s counted %d times", class, f.GetCount())
+		}
+	}
+	stop2()
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{name: "no state dir", cfg: Config{Insecure: true}, want: "state-dir"},
+		{name: "plaintext not asked for", cfg: Config{StateDir: "x"}, want: "--insecure"},
+		{name: "bad disk regexp", cfg: Config{StateDir: "x", Insecure: true, DiskExclude: "("}, want: "disk-exclude"},
+		{name: "defaults", cfg: Config{StateDir: "x", Insecure: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tt.cfg.Collector != DefaultCollector || tt.cfg.Root != "/" || tt.cfg.Node == "" {
+					t.Fatalf("defaults not filled: %+v", tt.cfg)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
+			}
+		})
+	}
+}
