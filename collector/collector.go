@@ -199,6 +199,18 @@ func (c *Collector) Run(ctx context.Context) error {
 		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	}
 
+	// Streams die with the process that served them: a collector that
+	// crashed never recorded their end. Agents still up reconnect at once.
+	if evs, err := c.store.ResetConnections(ctx, time.Now()); err != nil {
+		lis.Close()
+		if httpLis != nil {
+			httpLis.Close()
+		}
+		return err
+	} else if len(evs) > 0 {
+		log.Info("nodes marked disconnected until their agents reconnect", "nodes", len(evs))
+	}
+
 	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
 	writerDone := make(chan struct{})
 	go func() {

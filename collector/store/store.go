@@ -98,6 +98,11 @@ type Store interface {
 	// Disconnected marks a node's agent as gone and records
 	// NODE_DISCONNECTED.
 	Disconnected(ctx context.Context, node string, at time.Time) (*hwhealv1.Event, error)
+	// ResetConnections marks every node recorded as connected as
+	// disconnected and records NODE_DISCONNECTED for each. A collector calls
+	// it at start: streams do not outlive the process that served them, and
+	// a crash leaves no chance to record their end.
+	ResetConnections(ctx context.Context, at time.Time) ([]*hwhealv1.Event, error)
 	// Apply stores several batches in one transaction: this is how the
 	// collector writes in bulk. Results are in the order of batches. Fault
 	// reports upsert the open fault of the same node, class and part

@@ -30,6 +30,8 @@ type writeStmts struct {
 	nodeSeen      *sql.Stmt
 	nodeHealthSet *sql.Stmt
 	nodeDisc      *sql.Stmt
+	nodesConn     *sql.Stmt
+	nodesDiscAll  *sql.Stmt
 	openFaults    *sql.Stmt
 	faultOpen     *sql.Stmt
 	faultBlobs    *sql.Stmt
@@ -73,6 +75,8 @@ var writeSQL = []struct {
 		last_seen = MAX(last_seen, ?3)
 		WHERE name = ?1`},
 	{func(w *writeStmts) **sql.Stmt { return &w.nodeDisc }, `UPDATE nodes SET connected = 0, last_seen = MAX(last_seen, ?2) WHERE name = ?1`},
+	{func(w *writeStmts) **sql.Stmt { return &w.nodesConn }, `SELECT name FROM nodes WHERE connected = 1 ORDER BY name`},
+	{func(w *writeStmts) **sql.Stmt { return &w.nodesDiscAll }, `UPDATE nodes SET connected = 0 WHERE connected = 1`},
 	{func(w *writeStmts) **sql.Stmt { return &w.openFaults }, `SELECT COUNT(*), COALESCE(MAX(severity), 0) FROM faults WHERE node = ? AND state = 1`},
 	// Only what a merge needs; the part and evidence blobs are read back
 	// only when no report of the batch replaces them (see faultBlobs).

@@ -167,6 +167,47 @@ func (s *Store) Disconnected(ctx context.Context, node string, at time.Time) (*h
 	return ev, nil
 }
 
+// ResetConnections marks every node recorded as connected disconnected,
+// with a NODE_DISCONNECTED event each. See store.Store.
+func (s *Store) ResetConnections(ctx context.Context, at time.Time) ([]*hwhealv1.Event, error) {
+	at = s.orNow(at)
+	var evs []*hwhealv1.Event
+	err := s.write(ctx, func(ctx context.Context, st *writeStmts) error {
+		evs = nil
+		rows, err := st.nodesConn.QueryContext(ctx)
+		if err != nil {
+			return fmt.Errorf("list connected nodes: %w", err)
+		}
+		var names []string
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				rows.Close()
+				return fmt.Errorf("list connected nodes: %w", err)
+			}
+			names = append(names, n)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return fmt.Errorf("list connected nodes: %w", err)
+		}
+		if _, err := st.nodesDiscAll.ExecContext(ctx); err != nil {
+			return fmt.Errorf("disconnect nodes: %w", err)
+		}
+		for _, n := range names {
+			ev := &hwhealv1.Event{Type: hwhealv1.EventType_EVENT_TYPE_NODE_DISCONNECTED, Node: n}
+			if err := insertEvent(ctx, st, ev, at); err != nil {
+				return err
+			}
+			evs = append(evs, ev)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reset connections: %w", err)
+	}
+	return evs, nil
+}
+
 // insertEvent stores ev and sets its id and time.
 func insertEvent(ctx context.Context, st *writeStmts, ev *hwhealv1.Event, at time.Time) error {
 	ev.Id, ev.Time = 0, nil // stored in columns, not in the blob

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,6 +37,7 @@ func Run(t *testing.T, open Opener) {
 		{"HelloReboot", testHelloReboot},
 		{"HelloRejectsEmptyNode", testHelloRejectsEmptyNode},
 		{"Disconnected", testDisconnected},
+		{"ResetConnections", testResetConnections},
 		{"AckedSeqPerStream", testAckedSeqPerStream},
 		{"DuplicatesDroppedOnReplay", testDuplicatesDroppedOnReplay},
 		{"FaultMergesSamePart", testFaultMergesSamePart},
@@ -414,6 +416,37 @@ func testDisconnected(t *testing.T, s store.Store) {
 	}
 	if _, err := s.Disconnected(ctxOf(t), "nope", at(50)); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Disconnected(unknown) = %v, want ErrNotFound", err)
+	}
+}
+
+func testResetConnections(t *testing.T, s store.Store) {
+	register(t, s, "n1", nil)
+	register(t, s, "n2", nil)
+	register(t, s, "n3", nil)
+	if _, err := s.Disconnected(ctxOf(t), "n2", at(30)); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.ResetConnections(ctxOf(t), at(40))
+	if err != nil {
+		t.Fatalf("ResetConnections: %v", err)
+	}
+	var got []string
+	for _, ev := range evs {
+		if ev.GetType() != evDisconnected || ev.GetId() == 0 {
+			t.Errorf("event %v", ev)
+		}
+		got = append(got, ev.GetNode())
+	}
+	if strings.Join(got, ",") != "n1,n3" {
+		t.Errorf("reset nodes %v, want n1,n3 (n2 was already disconnected)", got)
+	}
+	for _, n := range []string{"n1", "n2", "n3"} {
+		if getNode(t, s, n).GetConnected() {
+			t.Errorf("%s still connected", n)
+		}
+	}
+	if evs, err := s.ResetConnections(ctxOf(t), at(50)); err != nil || len(evs) != 0 {
+		t.Errorf("second reset: %v, %v; want no events", evs, err)
 	}
 }
 
