@@ -212,7 +212,9 @@ func (f *Fleet) WatchEvents(req *hwhealv1.WatchEventsRequest, stream hwhealv1.Fl
 				}
 				last = ev.GetId()
 			}
-			if len(evs) < replayPage {
+			// Only an empty page ends the replay: EventsAfter returns "up
+			// to" limit events, and a backend may cap a page below it.
+			if len(evs) == 0 {
 				break
 			}
 		}

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
@@ -78,7 +80,21 @@ func writeFaultTable(w io.Writer, faults []*hwhealv1.FaultRecord) error {
 // rpcError makes a gRPC error read like a sentence.
 func rpcError(err error) error {
 	if st, ok := status.FromError(err); ok {
-		return fmt.Errorf("%s: %s", strings.ToLower(st.Code().String()), st.Message())
+		return fmt.Errorf("%s: %s", codeName(st.Code()), st.Message())
 	}
 	return err
+}
+
+// codeName spells a status code as gRPC documents it, in lower case:
+// NotFound is "not_found" (not "notfound"), so people and scripts can match
+// the canonical names.
+func codeName(c codes.Code) string {
+	var b strings.Builder
+	for i, r := range c.String() {
+		if i > 0 && unicode.IsUpper(r) {
+			b.WriteByte('_')
+		}
+		b.WriteRune(unicode.ToLower(r))
+	}
+	return b.String()
 }

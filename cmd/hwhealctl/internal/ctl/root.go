@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/hwheal/hwheal/pkg/grpcutil"
+	"github.com/hwheal/hwheal/pkg/kernlog"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
 
@@ -29,12 +30,20 @@ type options struct {
 	timeout   time.Duration
 	stdout    io.Writer
 	stderr    io.Writer
+	// replayClock places yearless syslog timestamps in `rules replay` and
+	// gives local timestamps their zone; the zero value is the real clock
+	// and time.Local. Tests pin it so that output does not change with the
+	// year or the machine's zone.
+	replayClock kernlog.Parser
 }
 
 // NewRoot returns the hwhealctl command tree. version is printed by
 // `hwhealctl version`.
 func NewRoot(version string, stdout, stderr io.Writer) *cobra.Command {
-	o := &options{stdout: stdout, stderr: stderr}
+	return newRoot(version, &options{stdout: stdout, stderr: stderr})
+}
+
+func newRoot(version string, o *options) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "hwhealctl",
 		Short:         "Query and steer a hwheal fleet",
@@ -49,8 +58,8 @@ func NewRoot(version string, stdout, stderr io.Writer) *cobra.Command {
 			return nil
 		},
 	}
-	root.SetOut(stdout)
-	root.SetErr(stderr)
+	root.SetOut(o.stdout)
+	root.SetErr(o.stderr)
 	def := os.Getenv("HWHEAL_COLLECTOR")
 	if def == "" {
 		def = DefaultCollector
@@ -77,9 +86,6 @@ func (o *options) dial() (hwhealv1.FleetServiceClient, func(), error) {
 	creds, err := grpcutil.TransportCredentials(o.insecure)
 	if err != nil {
 		return nil, nil, err
-	}
-	if !o.insecure {
-		return nil, nil, grpcutil.ErrNoTLS
 	}
 	conn, err := grpc.NewClient(o.collector, grpc.WithTransportCredentials(creds))
 	if err != nil {

@@ -118,7 +118,7 @@ counted; the counts go to standard error.`,
 			var records, faults int
 			skipped := map[string]uint64{}
 			for _, name := range args {
-				n, nf, sk, err := replayFile(name, f, rs, emit)
+				n, nf, sk, err := replayFile(name, f, o.replayClock, rs, emit)
 				records += n
 				faults += nf
 				for k, v := range sk {
@@ -149,7 +149,7 @@ counted; the counts go to standard error.`,
 	return cmd
 }
 
-func replayFile(name string, f kernlog.Format, rs *detect.RuleSet, emit func(replayFault) error) (records, faults int, skipped map[string]uint64, err error) {
+func replayFile(name string, f kernlog.Format, p kernlog.Parser, rs *detect.RuleSet, emit func(replayFault) error) (records, faults int, skipped map[string]uint64, err error) {
 	var r io.Reader
 	if name == "-" {
 		r = os.Stdin
@@ -162,6 +162,7 @@ func replayFile(name string, f kernlog.Format, rs *detect.RuleSet, emit func(rep
 		r = fh
 	}
 	sc := kernlog.NewScanner(r, f)
+	sc.SetParser(p)
 	for sc.Scan() {
 		records++
 		rec := sc.Record()
