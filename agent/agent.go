@@ -271,6 +271,9 @@ func (a *Agent) Log(rec kernlog.Record) {
 		if f.GetTime() == nil {
 			f.Time = timestamppb.New(a.recordTime(rec))
 		}
+		if kl := f.GetEvidence().GetKernelLog(); kl != nil && rec.Seq > 0 {
+			kl.BootId = a.bootID
+		}
 		reports = append(reports, &hwhealv1.Report{Item: &hwhealv1.Report_Fault{Fault: f}})
 	}
 	a.faults.Add(uint64(len(faults)))

@@ -282,8 +282,9 @@ func (x *Hello) GetStreamId() string {
 // Welcome answers a Hello.
 type Welcome struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Every report of this stream id up to and including this sequence number
-	// is stored; the agent resends everything after it.
+	// The collector holds every report of this stream id up to and including
+	// this sequence number that the agent sent (gaps are the agent's own
+	// drops); the agent resends everything after it.
 	AckedSeq         uint64 `protobuf:"varint,1,opt,name=acked_seq,json=ackedSeq,proto3" json:"acked_seq,omitempty"`
 	CollectorVersion string `protobuf:"bytes,2,opt,name=collector_version,json=collectorVersion,proto3" json:"collector_version,omitempty"`
 	// Largest number of reports the collector takes in one batch.
@@ -346,7 +347,8 @@ func (x *Welcome) GetMaxBatchReports() uint32 {
 // Report is one numbered item the agent sends.
 type Report struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Per stream id, starts at 1, increases by one per report.
+	// Per stream id, starts at 1 and strictly increases. Gaps are reports the
+	// agent dropped (spool bound reached, damaged on disk, refused).
 	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
 	// Types that are valid to be assigned to Item:
 	//

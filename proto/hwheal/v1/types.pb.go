@@ -240,7 +240,12 @@ type KernelLogRecord struct {
 	MonotonicUsec uint64 `protobuf:"varint,4,opt,name=monotonic_usec,json=monotonicUsec,proto3" json:"monotonic_usec,omitempty"`
 	Message       string `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
 	// Dictionary lines that followed the record (SUBSYSTEM=, DEVICE=).
-	Dictionary    map[string]string `protobuf:"bytes,6,rep,name=dictionary,proto3" json:"dictionary,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Dictionary map[string]string `protobuf:"bytes,6,rep,name=dictionary,proto3" json:"dictionary,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Boot the record was read in (the agent's boot id). With sequence it
+	// names the record uniquely, so a record delivered twice (an agent killed
+	// before it saved its kmsg cursor, or reinstalled with a fresh state
+	// directory) is counted once. Empty for records from saved logs.
+	BootId        string `protobuf:"bytes,7,opt,name=boot_id,json=bootId,proto3" json:"boot_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -315,6 +320,13 @@ func (x *KernelLogRecord) GetDictionary() map[string]string {
 		return x.Dictionary
 	}
 	return nil
+}
+
+func (x *KernelLogRecord) GetBootId() string {
+	if x != nil {
+		return x.BootId
+	}
+	return ""
 }
 
 // Sample is one named value of an observation.
@@ -1060,7 +1072,7 @@ const file_hwheal_v1_types_proto_rawDesc = "" +
 	"\x06serial\x18\x03 \x01(\tR\x06serial\x12\x14\n" +
 	"\x05model\x18\x04 \x01(\tR\x05model\x12\x1f\n" +
 	"\vpci_address\x18\x05 \x01(\tR\n" +
-	"pciAddress\"\xcc\x02\n" +
+	"pciAddress\"\xe5\x02\n" +
 	"\x0fKernelLogRecord\x12\x19\n" +
 	"\x05level\x18\x01 \x01(\rH\x00R\x05level\x88\x01\x01\x12\x1f\n" +
 	"\bfacility\x18\x02 \x01(\rH\x01R\bfacility\x88\x01\x01\x12\x1a\n" +
@@ -1069,7 +1081,8 @@ const file_hwheal_v1_types_proto_rawDesc = "" +
 	"\amessage\x18\x05 \x01(\tR\amessage\x12J\n" +
 	"\n" +
 	"dictionary\x18\x06 \x03(\v2*.hwheal.v1.KernelLogRecord.DictionaryEntryR\n" +
-	"dictionary\x1a=\n" +
+	"dictionary\x12\x17\n" +
+	"\aboot_id\x18\a \x01(\tR\x06bootId\x1a=\n" +
 	"\x0fDictionaryEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\b\n" +
