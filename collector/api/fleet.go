@@ -80,6 +80,8 @@ func (f *Fleet) storeErr(op string, err error) error {
 		return status.Error(codes.InvalidArgument, "page_token is not valid: pass the next_page_token of the previous response")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
+	case errors.Is(err, store.ErrClosed):
+		return status.Error(codes.Unavailable, op+": collector is shutting down")
 	}
 	f.logger.Error("store query failed", "op", op, "err", err)
 	return status.Error(codes.Internal, op+": store query failed")

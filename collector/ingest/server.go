@@ -35,9 +35,10 @@ type Config struct {
 	// MaxTxReports bounds the reports group-committed in one transaction
 	// (default 20000).
 	MaxTxReports int
-	// QueueBatches is how many agent batches may wait for the writer
-	// (default 4096).
-	QueueBatches int
+	// QueueReports bounds the reports queued for the writer or being stored
+	// (default 4 x MaxTxReports): the collector's memory under a replay
+	// storm.
+	QueueReports int
 	// HelloTimeout is how long a new stream has to send its Hello
 	// (default 30 s).
 	HelloTimeout time.Duration
@@ -58,8 +59,8 @@ func (c *Config) setDefaults() {
 	if c.MaxTxReports <= 0 {
 		c.MaxTxReports = 20000
 	}
-	if c.QueueBatches <= 0 {
-		c.QueueBatches = 4096
+	if c.QueueReports <= 0 {
+		c.QueueReports = 4 * c.MaxTxReports
 	}
 	if c.HelloTimeout <= 0 {
 		c.HelloTimeout = 30 * time.Second
@@ -85,6 +86,9 @@ type Server struct {
 
 type session struct {
 	cancel context.CancelCauseFunc
+	// failed is set when a batch of this stream could not be stored; only
+	// the writer goroutine touches it.
+	failed bool
 }
 
 var (
@@ -98,11 +102,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("ingest: Store and Broker are required")
 	}
 	cfg.setDefaults()
-	return &Server{
-		cfg:      cfg,
-		writer:   newWriter(cfg.Store, cfg.Broker, cfg.Metrics, cfg.Logger, cfg.QueueBatches, cfg.MaxTxReports),
-		sessions: make(map[string]*session),
-	}, nil
+	s := &Server{cfg: cfg, sessions: make(map[string]*session)}
+	s.writer = newWriter(cfg.Store, cfg.Broker, cfg.Metrics, cfg.Logger, cfg.QueueReports, cfg.MaxTxReports, s.hasSession)
+	return s, nil
 }
 
 // Run runs the writer until ctx is done. Streams submitted after that fail
@@ -148,7 +150,7 @@ func (s *Server) connect(stream hwhealv1.AgentService_ConnectServer) error {
 	}
 	defer s.unregister(node, me, log)
 
-	res, err := s.cfg.Store.Hello(ctx, store.Hello{
+	hr, err := s.writer.call(ctx, &job{kind: jobHello, hello: store.Hello{
 		Node:         node,
 		Labels:       hello.GetLabels(),
 		AgentVersion: hello.GetAgentVersion(),
@@ -156,12 +158,15 @@ func (s *Server) connect(stream hwhealv1.AgentService_ConnectServer) error {
 		StreamID:     hello.GetStreamId(),
 		Inventory:    hello.GetInventory(),
 		Time:         s.cfg.Now(),
-	})
+	}})
 	if err != nil {
+		if ctx.Err() != nil {
+			return status.FromContextError(context.Cause(ctx)).Err()
+		}
 		log.Error("store hello failed", "err", err)
 		return status.Error(codes.Unavailable, "collector store unavailable; retry later")
 	}
-	s.cfg.Broker.Publish(res.Events...)
+	res := hr.hello
 	if err := stream.Send(&hwhealv1.ConnectResponse{Msg: &hwhealv1.ConnectResponse_Welcome{Welcome: &hwhealv1.Welcome{
 		AckedSeq:         res.AckedSeq,
 		CollectorVersion: s.cfg.Version,
@@ -177,7 +182,7 @@ func (s *Server) connect(stream hwhealv1.AgentService_ConnectServer) error {
 	pending := make(chan (<-chan jobResult), 64)
 	recvDone := make(chan error, 1)
 	ackDone := make(chan error, 1)
-	go func() { recvDone <- s.receive(ctx, stream, hello, pending) }()
+	go func() { recvDone <- s.receive(ctx, stream, hello, me, pending) }()
 	go func() { ackDone <- s.ack(ctx, stream, pending) }()
 
 	// The receiver may sit in Recv until this handler returns (that is what
@@ -194,8 +199,14 @@ func (s *Server) connect(stream hwhealv1.AgentService_ConnectServer) error {
 			first = err
 		}
 	case err := <-ackDone:
-		cancel(err)
-		first = err
+		if errors.Is(err, io.EOF) {
+			// The acker saw pending closed: the receiver has ended, and its
+			// error (a refusal, or the agent's EOF) is the stream's.
+			first = <-recvDone
+		} else {
+			cancel(err)
+			first = err
+		}
 	case <-ctx.Done():
 		first = context.Cause(ctx)
 		<-ackDone
@@ -251,7 +262,7 @@ func (s *Server) recvHello(stream hwhealv1.AgentService_ConnectServer) (*hwhealv
 
 // receive reads batches until the stream ends; it closes pending so the
 // acker can finish the ones already submitted.
-func (s *Server) receive(ctx context.Context, stream hwhealv1.AgentService_ConnectServer, hello *hwhealv1.Hello, pending chan<- (<-chan jobResult)) error {
+func (s *Server) receive(ctx context.Context, stream hwhealv1.AgentService_ConnectServer, hello *hwhealv1.Hello, me *session, pending chan<- (<-chan jobResult)) error {
 	defer close(pending)
 	for {
 		m, err := stream.Recv()
@@ -265,19 +276,18 @@ func (s *Server) receive(ctx context.Context, stream hwhealv1.AgentService_Conne
 		if err := validateBatch(batch, s.cfg.MaxBatchReports); err != nil {
 			return status.Error(codes.InvalidArgument, err.Error())
 		}
-		for _, r := range batch.GetReports() {
-			if r.GetFault() != nil {
-				s.cfg.Metrics.Reports.WithLabelValues("fault").Inc()
-			} else {
-				s.cfg.Metrics.Reports.WithLabelValues("observation").Inc()
-			}
-		}
-		done, err := s.writer.submit(ctx, store.Batch{
+		faults, observations, unknown := reportKinds(batch)
+		s.cfg.Metrics.Reports.WithLabelValues("fault").Add(float64(faults))
+		s.cfg.Metrics.Reports.WithLabelValues("observation").Add(float64(observations))
+		// A newer agent's kind of report: stored as nothing, but its
+		// sequence number is acknowledged so the agent moves on.
+		s.cfg.Metrics.Reports.WithLabelValues("unknown").Add(float64(unknown))
+		done, err := s.writer.submit(ctx, &job{kind: jobBatch, sess: me, batch: store.Batch{
 			Node:     hello.GetNode(),
 			StreamID: hello.GetStreamId(),
 			Reports:  batch.GetReports(),
 			Received: s.cfg.Now(),
-		})
+		}})
 		if err != nil {
 			return err
 		}
@@ -310,7 +320,9 @@ func (s *Server) ack(ctx context.Context, stream hwhealv1.AgentService_ConnectSe
 			return status.Error(codes.Unavailable, "collector is shutting down")
 		}
 		if r.err != nil {
-			s.cfg.Logger.Error("store batch failed", "err", r.err)
+			if !errors.Is(r.err, errEarlierFailed) {
+				s.cfg.Logger.Error("store batch failed", "err", r.err)
+			}
 			return status.Error(codes.Unavailable, "collector store unavailable; retry later")
 		}
 		if err := stream.Send(&hwhealv1.ConnectResponse{Msg: &hwhealv1.ConnectResponse_Ack{Ack: &hwhealv1.Ack{AckedSeq: r.res.AckedSeq}}}); err != nil {
@@ -329,6 +341,12 @@ func (s *Server) CloseSessions() {
 	for _, sess := range s.sessions {
 		sess.cancel(errShutdown)
 	}
+}
+
+func (s *Server) hasSession(node string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[node] != nil
 }
 
 // WaitSessions waits until every stream handler has returned, including its
@@ -368,15 +386,13 @@ func (s *Server) unregister(node string, me *session, log *slog.Logger) {
 		return
 	}
 	// The stream's context is gone; recording the disconnect must not be.
+	// It goes through the writer, which skips it if the node reconnected
+	// meanwhile, so a late disconnect never hides a live stream.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ev, err := s.cfg.Store.Disconnected(ctx, node, s.cfg.Now())
-	if err != nil {
+	if _, err := s.writer.call(ctx, &job{kind: jobDisconnect, node: node, at: s.cfg.Now()}); err != nil {
 		log.Warn("store disconnect failed", "err", err)
 		return
-	}
-	if ev != nil {
-		s.cfg.Broker.Publish(ev)
 	}
 	log.Info("agent disconnected")
 }

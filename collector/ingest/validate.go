@@ -72,6 +72,8 @@ func validateBatch(b *hwhealv1.ReportBatch, maxReports int) error {
 			return fmt.Errorf("batch: report %d: seq %d does not follow %d", i, r.GetSeq(), prev)
 		}
 		prev = r.GetSeq()
+		// A report of a kind this collector does not know (a newer agent)
+		// passes: the store keeps nothing of it but acknowledges it.
 		switch item := r.GetItem().(type) {
 		case *hwhealv1.Report_Fault:
 			if err := validateFault(item.Fault); err != nil {
@@ -81,8 +83,6 @@ func validateBatch(b *hwhealv1.ReportBatch, maxReports int) error {
 			if err := validateObservation(item.Observation); err != nil {
 				return fmt.Errorf("batch: report seq %d: %w", r.GetSeq(), err)
 			}
-		default:
-			return fmt.Errorf("batch: report seq %d: no fault or observation", r.GetSeq())
 		}
 	}
 	return nil
@@ -95,8 +95,13 @@ func validateFault(f *hwhealv1.Fault) error {
 	if c := f.GetFaultClass(); len(c) > maxFaultClass || !faultClassRE.MatchString(c) {
 		return fmt.Errorf("fault class %.64q is not valid (like disk.io_error)", c)
 	}
-	if _, ok := hwhealv1.Severity_name[int32(f.GetSeverity())]; !ok || f.GetSeverity() == hwhealv1.Severity_SEVERITY_UNSPECIFIED {
-		return fmt.Errorf("fault %s: severity %d is not valid", f.GetFaultClass(), f.GetSeverity())
+	switch sev := f.GetSeverity(); {
+	case sev <= hwhealv1.Severity_SEVERITY_UNSPECIFIED:
+		return fmt.Errorf("fault %s: severity %d is not valid", f.GetFaultClass(), sev)
+	case sev > hwhealv1.Severity_SEVERITY_CRITICAL:
+		// Severities are ordered; one a newer agent knows and this
+		// collector does not is at least critical.
+		f.Severity = hwhealv1.Severity_SEVERITY_CRITICAL
 	}
 	if err := validatePart(f.GetPart()); err != nil {
 		return fmt.Errorf("fault %s: %w", f.GetFaultClass(), err)
@@ -133,9 +138,10 @@ func validatePart(p *hwhealv1.Part) error {
 	if p == nil {
 		return nil
 	}
-	if _, ok := hwhealv1.PartKind_name[int32(p.GetKind())]; !ok {
+	if p.GetKind() < 0 {
 		return fmt.Errorf("part kind %d is not valid", p.GetKind())
 	}
+	// A kind a newer agent knows is kept as its number.
 	for name, v := range map[string]string{"name": p.GetName(), "serial": p.GetSerial(), "model": p.GetModel(), "pci_address": p.GetPciAddress()} {
 		if len(v) > maxPartName {
 			return fmt.Errorf("part %s longer than %d", name, maxPartName)

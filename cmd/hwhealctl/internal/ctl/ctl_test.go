@@ -559,7 +559,9 @@ func TestEvents(t *testing.T) {
 		defer cancel()
 		var out syncBuffer
 		root := NewRoot(testVersion, &out, &out)
-		root.SetArgs([]string{"events", "--follow", "--collector", f.addr, "--insecure"})
+		// --after 0: replay from the start, then follow (without --after a
+		// follow shows only new events).
+		root.SetArgs([]string{"events", "--follow", "--after", "0", "--collector", f.addr, "--insecure"})
 		done := make(chan error, 1)
 		go func() { done <- root.ExecuteContext(ctx) }()
 

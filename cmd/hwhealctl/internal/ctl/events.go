@@ -23,7 +23,12 @@ func newEventsCmd(o *options) *cobra.Command {
   hwhealctl events --after 1200 --type fault_opened -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			req := &hwhealv1.WatchEventsRequest{AfterId: &after, Node: node, FaultClass: class, StopAtEnd: !follow}
+			req := &hwhealv1.WatchEventsRequest{Node: node, FaultClass: class, StopAtEnd: !follow}
+			// A listing replays the recorded events; a follow starts with
+			// new ones unless --after asks for the past too.
+			if !follow || cmd.Flags().Changed("after") {
+				req.AfterId = &after
+			}
 			for _, t := range types {
 				v, ok := hwhealv1.EventType_value["EVENT_TYPE_"+strings.ToUpper(t)]
 				if !ok || v == 0 {
@@ -66,7 +71,7 @@ func newEventsCmd(o *options) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&follow, "follow", "f", false, "keep printing new events")
-	f.Uint64Var(&after, "after", 0, "start after this event id")
+	f.Uint64Var(&after, "after", 0, "start after this event id (with --follow: replay from there first)")
 	f.StringVar(&node, "node", "", "only events of this node")
 	f.StringVar(&class, "class", "", "only fault events of this class")
 	f.StringSliceVar(&types, "type", nil, "only these event types (e.g. fault_opened,node_health_changed)")
