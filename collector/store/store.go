@@ -49,7 +49,9 @@ type Batch struct {
 	StreamID string
 	// Reports in increasing sequence order. Reports whose sequence number
 	// is not above the stream's acknowledged one are duplicates: the store
-	// drops them.
+	// drops them. So is a fault report whose kernel log record (boot id and
+	// kmsg sequence) the same open fault already counted: an agent that
+	// re-read its ring after a crash or a reinstall.
 	Reports []*hwhealv1.Report
 	// Received is the collector's time of receipt (fault last-seen when the
 	// agent's own time is missing).

@@ -81,7 +81,7 @@ func (f *benchFeed) batches(n, perBatch int) []store.Batch {
 					FaultClass: "disk.io_error", Severity: sev, Part: part, Rule: "kmsg.blk_update_request", Time: when,
 					Summary: "I/O error on " + part.Name,
 					Evidence: &hwhealv1.Evidence{
-						KernelLog: &hwhealv1.KernelLogRecord{Level: proto.Uint32(3), Sequence: seq, Message: "blk_update_request: I/O error, dev " + part.Name + ", sector 1234 op 0x0:(READ)"},
+						KernelLog: &hwhealv1.KernelLogRecord{Level: proto.Uint32(3), BootId: "boot", Sequence: seq, Message: "blk_update_request: I/O error, dev " + part.Name + ", sector 1234 op 0x0:(READ)"},
 						Captures:  map[string]string{"device": part.Name, "sector": "1234"},
 					},
 				}}}

@@ -7,8 +7,8 @@
 // read-only connections: in WAL mode readers see the last commit and never
 // wait for the writer. Apply writes many agent batches in one transaction,
 // which is what lets one collector carry a large fleet: the cost of a commit
-// (an fsync of the WAL at most) is paid once per group of batches, not once
-// per report.
+// (an fsync of the WAL) is paid once per group of batches, not once per
+// report.
 package sqlite
 
 import (
@@ -91,10 +91,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	wq := url.Values{
 		"_busy_timeout": {busy},
 		"_journal_mode": {"WAL"},
-		// NORMAL in WAL mode: a commit survives a process crash; a power
-		// loss may lose the last commits but never corrupts the file. The
-		// agents hold what is not acknowledged and resend it.
-		"_synchronous":  {"NORMAL"},
+		// FULL: agents delete what a commit acknowledged, so it must survive a power cut.
+		"_synchronous":  {"FULL"},
 		"_foreign_keys": {"1"},
 		"_txlock":       {"immediate"},
 		// The writer touches every node's rows; a cache of 64 MiB keeps a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/hwheal/hwheal/collector/store"
 	"github.com/hwheal/hwheal/collector/store/storetest"
+	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
 
 func openTemp(t *testing.T) *Store {
@@ -75,7 +77,7 @@ func TestPragmas(t *testing.T) {
 		want   string
 	}{
 		{s.w, "journal_mode", "wal"},
-		{s.w, "synchronous", "1"},
+		{s.w, "synchronous", "2"}, // FULL
 		{s.w, "foreign_keys", "1"},
 		{s.w, "busy_timeout", "10000"},
 		{s.w, "cache_size", "-65536"},
@@ -215,6 +217,76 @@ func TestMigrations(t *testing.T) {
 		}
 	})
 
+	// The shipped migrations, from every older version a database may be
+	// at: Open brings it to the newest.
+	for from := 1; from < len(known); from++ {
+		t.Run(fmt.Sprintf("open upgrades from version %d", from), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "db")
+			db := rawWriter(t, path)
+			if v, err := migrate(t.Context(), db, known[:from], time.Unix(0, 0), discard()); err != nil || v != from {
+				t.Fatalf("migrate to %d = %d, %v", from, v, err)
+			}
+			db.Close()
+			s, err := Open(t.Context(), path, Options{})
+			if err != nil {
+				t.Fatalf("Open of a version %d database: %v", from, err)
+			}
+			s.Close()
+			if v := schemaVersion(t, path); v != len(known) {
+				t.Errorf("schema version %d after Open, want %d", v, len(known))
+			}
+		})
+	}
+
+	t.Run("0002 keeps version 1 faults and counts their next record", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "db")
+		db := rawWriter(t, path)
+		if _, err := migrate(t.Context(), db, known[:1], time.Unix(0, 0), discard()); err != nil {
+			t.Fatal(err)
+		}
+		// What a version 1 store wrote: a node, its stream and a fault
+		// counted 3 times.
+		for _, q := range []string{
+			`INSERT INTO nodes (name, health, first_seen, last_seen, open_faults) VALUES ('n1', 2, 0, 0, 1)`,
+			`INSERT INTO streams (node, stream_id, acked_seq) VALUES ('n1', 's1', 3)`,
+			`INSERT INTO faults (node, class, part_key, severity, state, count, first_seen, last_seen)
+				VALUES ('n1', 'disk.io_error', '` + partKey(diskPart("sda")) + `', 3, 1, 3, 0, 0)`,
+		} {
+			if _, err := db.Exec(q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		db.Close()
+		s, err := Open(t.Context(), path, Options{})
+		if err != nil {
+			t.Fatalf("Open of a version 1 database: %v", err)
+		}
+		defer s.Close()
+		if _, err := s.Hello(t.Context(), store.Hello{Node: "n1", StreamID: "s2"}); err != nil {
+			t.Fatal(err)
+		}
+		// The row has no record mark: the first record counts, its
+		// redelivery does not.
+		for i, wantDups := range []int{0, 1} {
+			res, err := s.Apply(t.Context(), []store.Batch{{Node: "n1", StreamID: "s2", Reports: []*hwhealv1.Report{
+				kmsgFault(uint64(i+1), "boot", 42, diskPart("sda")),
+			}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res[0].Duplicates != wantDups {
+				t.Errorf("delivery %d: %d duplicates, want %d", i+1, res[0].Duplicates, wantDups)
+			}
+		}
+		faults, _, err := s.ListFaults(t.Context(), store.FaultFilter{Node: "n1"}, store.Page{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(faults) != 1 || faults[0].GetCount() != 4 {
+			t.Errorf("faults after upgrade = %v, want the version 1 fault counted 3+1", faults)
+		}
+	})
+
 	t.Run("failed migration rolls back", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "db")
 		db := rawWriter(t, path)
@@ -251,6 +323,18 @@ func TestMigrations(t *testing.T) {
 			}
 		}
 	})
+}
+
+func diskPart(name string) *hwhealv1.Part {
+	return &hwhealv1.Part{Kind: hwhealv1.PartKind_PART_KIND_DISK, Name: name}
+}
+
+// kmsgFault is a disk.io_error report raised from kernel record (boot, kseq).
+func kmsgFault(seq uint64, boot string, kseq uint64, part *hwhealv1.Part) *hwhealv1.Report {
+	return &hwhealv1.Report{Seq: seq, Item: &hwhealv1.Report_Fault{Fault: &hwhealv1.Fault{
+		FaultClass: "disk.io_error", Severity: hwhealv1.Severity_SEVERITY_WARNING, Part: part,
+		Evidence: &hwhealv1.Evidence{KernelLog: &hwhealv1.KernelLogRecord{BootId: boot, Sequence: kseq}},
+	}}}
 }
 
 func rawWriter(t *testing.T, path string) *sql.DB {

@@ -80,14 +80,15 @@ var writeSQL = []struct {
 	{func(w *writeStmts) **sql.Stmt { return &w.openFaults }, `SELECT COUNT(*), COALESCE(MAX(severity), 0) FROM faults WHERE node = ? AND state = 1`},
 	// Only what a merge needs; the part and evidence blobs are read back
 	// only when no report of the batch replaces them (see faultBlobs).
-	{func(w *writeStmts) **sql.Stmt { return &w.faultOpen }, `SELECT id, severity, count, first_seen, last_seen, rule, summary FROM faults
+	{func(w *writeStmts) **sql.Stmt { return &w.faultOpen }, `SELECT id, severity, count, first_seen, last_seen, rule, summary, kmsg_boot, kmsg_seq FROM faults
 		WHERE node = ? AND class = ? AND part_key = ? AND state = 1`},
 	{func(w *writeStmts) **sql.Stmt { return &w.faultBlobs }, `SELECT part, evidence FROM faults WHERE id = ?`},
 	{func(w *writeStmts) **sql.Stmt { return &w.faultInsert }, `INSERT INTO faults
-		(node, class, part_key, part, severity, rule, state, count, first_seen, last_seen, summary, evidence)
-		VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)`},
+		(node, class, part_key, part, severity, rule, state, count, first_seen, last_seen, summary, evidence, kmsg_boot, kmsg_seq)
+		VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)`},
 	{func(w *writeStmts) **sql.Stmt { return &w.faultUpdate }, `UPDATE faults SET
-		part = COALESCE(?2, part), severity = ?3, rule = ?4, count = ?5, first_seen = ?6, last_seen = ?7, summary = ?8, evidence = COALESCE(?9, evidence)
+		part = COALESCE(?2, part), severity = ?3, rule = ?4, count = ?5, first_seen = ?6, last_seen = ?7, summary = ?8, evidence = COALESCE(?9, evidence),
+		kmsg_boot = ?10, kmsg_seq = ?11
 		WHERE id = ?1`},
 	{func(w *writeStmts) **sql.Stmt { return &w.obsUpsert }, `INSERT INTO observations_latest (node, source, part_key, time, observation)
 		VALUES (?, ?, ?, ?, ?)

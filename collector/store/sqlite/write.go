@@ -243,6 +243,15 @@ func nullBytes(b []byte) any {
 // said hello fails the whole call with store.ErrNotFound (the ingest layer
 // records the hello first, so this is a bug, not a case to skip), and
 // nothing of the call is stored.
+//
+// Besides reports at or below the stream's acknowledged sequence, Apply
+// drops as duplicates the fault reports of a kernel log record the open
+// fault has counted already: same evidence.kernel_log boot id, sequence at
+// or below the highest merged into the fault (see pendingFault.seen). Only
+// the open fault is consulted, so a report that opens a fault always
+// counts. Faults do not resolve yet; when they do, a record re-read after
+// its fault resolved would reopen it, and the mark should then be carried
+// from the newest resolved row of the same key.
 func (s *Store) Apply(ctx context.Context, batches []store.Batch) ([]store.BatchResult, error) {
 	if len(batches) == 0 {
 		return nil, nil
@@ -276,6 +285,13 @@ type pendingFault struct {
 	rec         *hwhealv1.FaultRecord
 	first, last time.Time
 	isNew       bool
+	// merged says a report of this batch was merged: a fault that only
+	// duplicates reached is neither written nor announced.
+	merged bool
+	// The newest kernel log record merged into the fault: its boot id
+	// ("" for none) and sequence number.
+	kmsgBoot string
+	kmsgSeq  uint64
 }
 
 type obsKey struct{ source, part string }
@@ -326,6 +342,15 @@ func (s *Store) applyBatch(ctx context.Context, st *writeStmts, b *store.Batch) 
 					faults = make(map[faultKey]*pendingFault)
 				}
 				faults[key] = pf
+			}
+			// A kernel record counted already, delivered again under
+			// another stream sequence number: dropped, but acknowledged
+			// (acked has moved past it) so the agent does not resend it.
+			if pf.seen(f) {
+				res.Duplicates++
+				continue
+			}
+			if !pf.merged {
 				faultList = append(faultList, pf)
 			}
 			pf.merge(f, tsTime(f.GetTime(), received))
@@ -412,10 +437,10 @@ func (s *Store) applyBatch(ctx context.Context, st *writeStmts, b *store.Batch) 
 // inserted.
 func loadOpenFault(ctx context.Context, st *writeStmts, node string, key faultKey) (*pendingFault, error) {
 	var (
-		id, sev, count, first, last int64
-		rule, summary               string
+		id, sev, count, first, last, kseq int64
+		rule, summary, kboot              string
 	)
-	err := st.faultOpen.QueryRowContext(ctx, node, key.class, key.part).Scan(&id, &sev, &count, &first, &last, &rule, &summary)
+	err := st.faultOpen.QueryRowContext(ctx, node, key.class, key.part).Scan(&id, &sev, &count, &first, &last, &rule, &summary, &kboot, &kseq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return &pendingFault{
 			key:   key,
@@ -442,9 +467,22 @@ func loadOpenFault(ctx context.Context, st *writeStmts, node string, key faultKe
 			Count:      uint64(count),
 			Summary:    summary,
 		},
-		first: time.Unix(0, first),
-		last:  time.Unix(0, last),
+		first:    time.Unix(0, first),
+		last:     time.Unix(0, last),
+		kmsgBoot: kboot,
+		kmsgSeq:  uint64(kseq), // stored as the int64 bit pattern
 	}, nil
+}
+
+// seen reports whether f is a kernel log record the fault has counted
+// already: the same boot as the newest record merged into it, at or below
+// its sequence number (kernel sequence numbers only increase within a
+// boot). A report without a boot id (a saved log, a fault not from
+// /dev/kmsg) names no record and is never seen; neither is a record of
+// another boot.
+func (pf *pendingFault) seen(f *hwhealv1.Fault) bool {
+	kl := f.GetEvidence().GetKernelLog()
+	return kl.GetBootId() != "" && kl.GetBootId() == pf.kmsgBoot && kl.GetSequence() <= pf.kmsgSeq
 }
 
 // merge counts one report of the fault: the severity only rises, the
@@ -456,7 +494,14 @@ func (pf *pendingFault) merge(f *hwhealv1.Fault, t time.Time) {
 	if r.Count == 0 && pf.isNew {
 		pf.first, pf.last = t, t
 	}
+	pf.merged = true
 	r.Count++
+	// A record of another boot replaces the mark: the fault keeps one boot,
+	// the newest seen, which is the one a re-read ring delivers again.
+	if kl := f.GetEvidence().GetKernelLog(); kl.GetBootId() != "" &&
+		(kl.GetBootId() != pf.kmsgBoot || kl.GetSequence() > pf.kmsgSeq) {
+		pf.kmsgBoot, pf.kmsgSeq = kl.GetBootId(), kl.GetSequence()
+	}
 	if t.Before(pf.first) {
 		pf.first = t
 	}
@@ -497,7 +542,7 @@ func (pf *pendingFault) store(ctx context.Context, st *writeStmts, node string) 
 	}
 	if pf.isNew {
 		res, err := st.faultInsert.ExecContext(ctx, node, pf.key.class, pf.key.part, nullBytes(part), int64(r.Severity), r.Rule,
-			int64(r.Count), nanos(pf.first), nanos(pf.last), r.Summary, nullBytes(ev))
+			int64(r.Count), nanos(pf.first), nanos(pf.last), r.Summary, nullBytes(ev), pf.kmsgBoot, int64(pf.kmsgSeq))
 		if err != nil {
 			return fmt.Errorf("insert fault %s on %s: %w", pf.key.class, pf.key.part, err)
 		}
@@ -509,7 +554,7 @@ func (pf *pendingFault) store(ctx context.Context, st *writeStmts, node string) 
 		return nil
 	}
 	if _, err := st.faultUpdate.ExecContext(ctx, int64(r.Id), nullBytes(part), int64(r.Severity), r.Rule,
-		int64(r.Count), nanos(pf.first), nanos(pf.last), r.Summary, nullBytes(ev)); err != nil {
+		int64(r.Count), nanos(pf.first), nanos(pf.last), r.Summary, nullBytes(ev), pf.kmsgBoot, int64(pf.kmsgSeq)); err != nil {
 		return fmt.Errorf("update fault %d: %w", r.Id, err)
 	}
 	if r.Part != nil && r.Evidence != nil {

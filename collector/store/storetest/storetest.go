@@ -40,6 +40,7 @@ func Run(t *testing.T, open Opener) {
 		{"ResetConnections", testResetConnections},
 		{"AckedSeqPerStream", testAckedSeqPerStream},
 		{"DuplicatesDroppedOnReplay", testDuplicatesDroppedOnReplay},
+		{"KernelRecordCountedOnce", testKernelRecordCountedOnce},
 		{"FaultMergesSamePart", testFaultMergesSamePart},
 		{"FaultSeparatesParts", testFaultSeparatesParts},
 		{"FaultTimeFallsBackToReceived", testFaultTimeFallsBack},
@@ -543,6 +544,155 @@ func testDuplicatesDroppedOnReplay(t *testing.T, s store.Store) {
 	if res[0].AckedSeq != 14 || res[0].Duplicates != 1 {
 		t.Errorf("out of order: acked %d, duplicates %d; want 14, 1", res[0].AckedSeq, res[0].Duplicates)
 	}
+}
+
+// kmsgReport is a fault raised from kernel log record (boot, kseq),
+// delivered as stream sequence number seq.
+func kmsgReport(seq uint64, boot string, kseq uint64, class string, part *hwhealv1.Part, when time.Time) *hwhealv1.Report {
+	r := faultReport(seq, class, sevWarning, part, when)
+	kl := r.GetFault().GetEvidence().GetKernelLog()
+	kl.BootId, kl.Sequence = boot, kseq
+	return r
+}
+
+// streamBatch is batch on another stream than "s1".
+func streamBatch(node, stream string, received time.Time, reports ...*hwhealv1.Report) store.Batch {
+	b := batch(node, received, reports...)
+	b.StreamID = stream
+	return b
+}
+
+func testKernelRecordCountedOnce(t *testing.T, s store.Store) {
+	register(t, s, "n1", nil)
+	register(t, s, "n2", nil)
+	const (
+		io    = "disk.io_error"
+		bootA = "boot-a"
+		bootB = "boot-b"
+	)
+	// check applies batches and compares each result with want (acked
+	// sequence, duplicates, event types), then the count of the fault of
+	// class on part of n1.
+	type result struct {
+		acked  uint64
+		dups   int
+		events []hwhealv1.EventType
+	}
+	check := func(what string, want []result, class string, part *hwhealv1.Part, wantCount uint64, batches ...store.Batch) {
+		t.Helper()
+		res := apply(t, s, batches...)
+		for i, r := range res {
+			if r.AckedSeq != want[i].acked || r.Duplicates != want[i].dups {
+				t.Errorf("%s: batch %d: acked %d, duplicates %d; want %d, %d", what, i, r.AckedSeq, r.Duplicates, want[i].acked, want[i].dups)
+			}
+			wantTypes(t, fmt.Sprintf("%s: batch %d", what, i), r.Events, want[i].events...)
+		}
+		var got []uint64
+		for _, f := range allFaults(t, s, store.FaultFilter{Node: "n1", FaultClass: class}, 0) {
+			if proto.Equal(f.GetPart(), part) {
+				got = append(got, f.GetCount())
+			}
+		}
+		if len(got) != 1 || got[0] != wantCount {
+			t.Errorf("%s: counts of %s on %s %v, want one fault counted %d", what, class, part.GetName(), got, wantCount)
+		}
+	}
+	none := []hwhealv1.EventType(nil)
+
+	check("first delivery", []result{{1, 0, []hwhealv1.EventType{evFaultOpened, evHealthChanged}}}, io, disk("sda"), 1,
+		batch("n1", at(10), kmsgReport(1, bootA, 100, io, disk("sda"), at(1))))
+	opened := getNode(t, s, "n1")
+	eventsBefore := allEvents(t, s)
+	faultBefore := faultsOf(t, s, "n1")[0]
+
+	// The agent was killed after spooling the fault and before saving its
+	// kmsg cursor: it reads record 100 again and sends it as seq 2, later.
+	check("same record, same stream", []result{{2, 1, none}}, io, disk("sda"), 1,
+		batch("n1", at(20), kmsgReport(2, bootA, 100, io, disk("sda"), at(2))))
+	if got := allEvents(t, s); len(got) != len(eventsBefore) {
+		t.Errorf("a dropped record recorded %d events", len(got)-len(eventsBefore))
+	}
+	// Nothing of the dropped report reached the fault, its time included.
+	if got := faultsOf(t, s, "n1"); len(got) != 1 || !proto.Equal(got[0], faultBefore) {
+		t.Errorf("fault after a dropped record:\n%v\nwant unchanged\n%v", got, faultBefore)
+	}
+	n := getNode(t, s, "n1")
+	if n.GetHealth() != opened.GetHealth() || n.GetOpenFaults() != 1 || !proto.Equal(n.GetHealthChanged(), opened.GetHealthChanged()) {
+		t.Errorf("node after a dropped record %v, want health %v since %v, 1 open fault", n, opened.GetHealth(), opened.GetHealthChanged().AsTime())
+	}
+	if got := hello(t, s, store.Hello{Node: "n1", BootID: "b1", StreamID: "s1", Time: at(20)}).AckedSeq; got != 2 {
+		t.Errorf("hello on s1 after a dropped record: acked %d, want 2 (the duplicate is acknowledged)", got)
+	}
+
+	// Reinstalled with a wiped state directory: a new stream id whose
+	// numbers restart, re-reading the whole ring. Record 100 was counted
+	// and 90, below it in the same boot, was read before it: both are
+	// dropped. 101 is new; it comes twice in the batch and counts once.
+	hello(t, s, store.Hello{Node: "n1", BootID: "b1", StreamID: "s2", Time: at(30)})
+	check("new stream re-reads the ring", []result{{4, 3, []hwhealv1.EventType{evFaultUpdated}}}, io, disk("sda"), 2,
+		streamBatch("n1", "s2", at(30),
+			kmsgReport(1, bootA, 90, io, disk("sda"), at(3)),
+			kmsgReport(2, bootA, 100, io, disk("sda"), at(3)),
+			kmsgReport(3, bootA, 101, io, disk("sda"), at(4)),
+			kmsgReport(4, bootA, 101, io, disk("sda"), at(4))))
+	if got := hello(t, s, store.Hello{Node: "n1", BootID: "b1", StreamID: "s2", Time: at(30)}).AckedSeq; got != 4 {
+		t.Errorf("hello on s2: acked %d, want 4", got)
+	}
+
+	// A later record of the same boot counts, in a batch after.
+	check("later record", []result{{5, 0, []hwhealv1.EventType{evFaultUpdated}}}, io, disk("sda"), 3,
+		streamBatch("n1", "s2", at(40), kmsgReport(5, bootA, 150, io, disk("sda"), at(5))))
+
+	// After a reboot the kernel numbers records from 0 again: a lower
+	// sequence of the new boot counts, and is then the mark.
+	check("new boot, lower sequence", []result{{7, 1, []hwhealv1.EventType{evFaultUpdated}}}, io, disk("sda"), 4,
+		streamBatch("n1", "s2", at(50),
+			kmsgReport(6, bootB, 5, io, disk("sda"), at(6)),
+			kmsgReport(7, bootB, 5, io, disk("sda"), at(6))))
+
+	// A report without a boot id (a saved log, a fault not from the kernel
+	// log) names no record: it counts every time, and leaves the mark.
+	noBoot := func(seq uint64) *hwhealv1.Report { return kmsgReport(seq, "", 5, io, disk("sda"), at(7)) }
+	noEvidence := faultReport(10, io, sevWarning, disk("sda"), at(7))
+	noEvidence.GetFault().Evidence = nil
+	check("no boot id", []result{{11, 1, []hwhealv1.EventType{evFaultUpdated}}}, io, disk("sda"), 7,
+		streamBatch("n1", "s2", at(60), noBoot(8), noBoot(9), noEvidence,
+			kmsgReport(11, bootB, 5, io, disk("sda"), at(7))))
+
+	// One record may raise faults of several classes and parts: each is
+	// its own fault and counts it once.
+	check("same record, other class", []result{{13, 1, []hwhealv1.EventType{evFaultOpened}}}, "disk.media", disk("sda"), 1,
+		streamBatch("n1", "s2", at(70),
+			kmsgReport(12, bootB, 5, "disk.media", disk("sda"), at(8)),
+			kmsgReport(13, bootB, 5, "disk.media", disk("sda"), at(8))))
+	check("same record, other part", []result{{14, 0, []hwhealv1.EventType{evFaultOpened}}}, io, disk("sdb"), 1,
+		streamBatch("n1", "s2", at(70), kmsgReport(14, bootB, 5, io, disk("sdb"), at(8))))
+	check("sda unchanged", []result{{15, 1, none}}, io, disk("sda"), 7,
+		streamBatch("n1", "s2", at(70), kmsgReport(15, bootB, 4, io, disk("sda"), at(8))))
+
+	// Records name themselves within a node only.
+	if res := apply(t, s, batch("n2", at(80), kmsgReport(1, bootB, 5, io, disk("sda"), at(8)))); res[0].Duplicates != 0 ||
+		faultsOf(t, s, "n2")[0].GetCount() != 1 {
+		t.Errorf("n2, same boot and sequence as n1's: %+v, want counted", res[0])
+	}
+
+	// Two streams of the node in one call: the second batch sees the
+	// record the first merged.
+	check("two streams, one call", []result{{3, 0, []hwhealv1.EventType{evFaultUpdated}}, {16, 1, none}}, io, disk("sda"), 8,
+		batch("n1", at(90), kmsgReport(3, bootB, 6, io, disk("sda"), at(9))),
+		streamBatch("n1", "s2", at(90), kmsgReport(16, bootB, 6, io, disk("sda"), at(9))))
+
+	// Sequence numbers are compared over the whole uint64 range.
+	const big = uint64(1)<<63 + 5
+	check("sequence above int64", []result{{19, 2, []hwhealv1.EventType{evFaultUpdated}}}, io, disk("sda"), 9,
+		streamBatch("n1", "s2", at(95),
+			kmsgReport(17, bootB, big, io, disk("sda"), at(9)),
+			kmsgReport(18, bootB, big, io, disk("sda"), at(9)),
+			kmsgReport(19, bootB, big-1, io, disk("sda"), at(9))))
+	check("sequence above int64, stored", []result{{21, 1, []hwhealv1.EventType{evFaultUpdated}}}, io, disk("sda"), 10,
+		streamBatch("n1", "s2", at(96),
+			kmsgReport(20, bootB, big, io, disk("sda"), at(9)),
+			kmsgReport(21, bootB, big+1, io, disk("sda"), at(9))))
 }
 
 func testFaultMergesSamePart(t *testing.T, s store.Store) {
@@ -1237,5 +1387,27 @@ func testSurvivesReopen(t *testing.T, reopen func(t *testing.T) store.Store) {
 	r := apply(t, s, batch("n1", at(30), faultReport(1, "disk.io_error", sevCritical, disk("sda"), at(2))))
 	if r[0].Duplicates != 1 {
 		t.Errorf("replay after reopen: %d duplicates, want 1", r[0].Duplicates)
+	}
+	// So is a kernel record counted before it, under a new stream.
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	s = reopen(t)
+	hello(t, s, store.Hello{Node: "n1", BootID: "b1", StreamID: "s2", Time: at(40)})
+	r = apply(t, s, streamBatch("n1", "s2", at(40), kmsgReport(1, "b1", 7, "disk.io_error", disk("sda"), at(2))))
+	if r[0].Duplicates != 0 {
+		t.Errorf("first delivery of a kernel record: %d duplicates, want 0", r[0].Duplicates)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	s = reopen(t)
+	hello(t, s, store.Hello{Node: "n1", BootID: "b1", StreamID: "s3", Time: at(50)})
+	r = apply(t, s, streamBatch("n1", "s3", at(50), kmsgReport(1, "b1", 7, "disk.io_error", disk("sda"), at(2))))
+	if r[0].Duplicates != 1 || r[0].AckedSeq != 1 {
+		t.Errorf("kernel record again after reopen: %+v, want 1 duplicate, acked 1", r[0])
+	}
+	if f := faultsOf(t, s, "n1"); len(f) != 1 || f[0].GetCount() != 2 {
+		t.Errorf("faults after the kernel record twice = %v, want one counted 2", f)
 	}
 }
