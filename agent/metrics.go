@@ -14,6 +14,7 @@ type agentMetrics struct {
 	faults, observations, appendErrors                   *prometheus.Desc
 	spoolPending, spoolBytes, spoolDropped, spoolCorrupt *prometheus.Desc
 	connected, connects, reportsSent, rejected           *prometheus.Desc
+	spoolSyncs, collectorBehind, collectorAhead          *prometheus.Desc
 }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -39,6 +40,11 @@ func (a *Agent) metrics() prometheus.Collector {
 		connects:     desc("collector_connects_total", "Streams opened to the collector."),
 		reportsSent:  desc("reports_sent_total", "Reports sent to the collector, replays included."),
 		rejected:     desc("reports_rejected_total", "Reports the collector refused as invalid and the agent skipped."),
+		spoolSyncs:   desc("spool_syncs_total", "fsyncs of spool segments."),
+		collectorBehind: desc("collector_behind_total",
+			"Connects where the collector held fewer reports than it had acknowledged (it lost acknowledged data)."),
+		collectorAhead: desc("collector_ahead_total",
+			"Connects where the collector held sequence numbers this spool had not produced (state directory restored); numbering skipped ahead."),
 	}
 }
 
@@ -72,6 +78,7 @@ func (m *agentMetrics) Collect(ch chan<- prometheus.Metric) {
 	gauge(m.spoolBytes, float64(ss.Bytes))
 	counter(m.spoolDropped, ss.Dropped)
 	counter(m.spoolCorrupt, ss.Corrupt)
+	counter(m.spoolSyncs, ss.Syncs)
 	ts := a.client.Stats()
 	c := 0.0
 	if ts.Connected {
@@ -81,4 +88,6 @@ func (m *agentMetrics) Collect(ch chan<- prometheus.Metric) {
 	counter(m.connects, ts.Connects)
 	counter(m.reportsSent, ts.ReportsSent)
 	counter(m.rejected, ts.Rejected)
+	counter(m.collectorBehind, ts.CollectorBehind)
+	counter(m.collectorAhead, ts.CollectorAhead)
 }

@@ -187,13 +187,10 @@ func (s *Spool) readOnce(from uint64, maxReports, maxBytes int) (out []*hwhealv1
 		return nil, false, fmt.Errorf("read spool: open segment %s: %w", plans[0].path, err)
 	}
 	if !dirSynced {
-		if err := syncDir(s.dir); err != nil {
+		if err := s.syncDirGen(dirGen); err != nil {
 			f.Close()
 			return nil, false, fmt.Errorf("read spool: %w", err)
 		}
-		s.mu.Lock()
-		s.dirSyncedGen = max(s.dirSyncedGen, dirGen)
-		s.mu.Unlock()
 	}
 
 	var (
@@ -221,7 +218,7 @@ func (s *Spool) readOnce(from uint64, maxReports, maxBytes int) (out []*hwhealv1
 				if len(out) > 0 {
 					break // what we have is durable
 				}
-				return nil, damaged, err
+				return nil, damaged, fmt.Errorf("read spool: %w", err)
 			}
 		}
 		fr := newFrameReader(f, off, p.size)
@@ -273,14 +270,15 @@ func (s *Spool) readOnce(from uint64, maxReports, maxBytes int) (out []*hwhealv1
 	return out, damaged, nil
 }
 
-// syncSegment fsyncs a segment through the reader's descriptor (any
+// syncSegment fsyncs a segment through a descriptor of the caller's (any
 // descriptor of the file will do) and records how far it is durable.
 func (s *Spool) syncSegment(f *os.File, p readPlan) error {
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("read spool: sync segment %s: %w", p.path, err)
+		return fmt.Errorf("sync segment %s: %w", p.path, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.syncs++
 	for _, g := range s.segs {
 		if g.first == p.first {
 			g.synced = max(g.synced, p.size)

@@ -19,13 +19,21 @@
 // where the payload is a marshalled hwhealv1.Report whose seq is the
 // segment's first sequence number plus the frame's index. Sequence numbers
 // inside a segment are contiguous; between segments there may be gaps (a
-// corrupt tail that was cut away, segments dropped by the bound).
+// corrupt tail that was cut away, segments dropped by the bound, SkipTo).
+// The newest segment is kept even when empty: its name carries the next
+// sequence number.
 //
 // Durability: Append writes to the page cache only (a killed agent keeps
-// its reports). Read fsyncs what it returns before returning it, because
-// returned reports go to the collector: a report the collector may hold must
-// survive a power cut, or its sequence number would be handed out again and
-// the collector would drop the new report as a duplicate.
+// its reports), so that it stays cheap. A background sync then fsyncs what
+// was appended within Options.SyncInterval (1 s): while the collector is
+// away nothing else would, and the faults logged just before a power cut or
+// a hardware panic are the ones that matter most. The sync runs on a timer
+// armed by the first unsynced append, so an idle spool costs nothing, and
+// it fsyncs outside the spool's lock, so a slow disk does not hold up
+// Append. Close syncs too. Read fsyncs what it returns before returning it,
+// because returned reports go to the collector: a report the collector may
+// hold must survive a power cut, or its sequence number would be handed out
+// again and the collector would drop the new report as a duplicate.
 package spool
 
 import (
@@ -34,6 +42,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -56,6 +65,9 @@ const (
 	// DefaultSegmentBytes is the segment size when Options.SegmentBytes is
 	// zero (lowered to a quarter of MaxBytes for small spools).
 	DefaultSegmentBytes = 4 << 20
+	// DefaultSyncInterval bounds how long appended reports stay in the page
+	// cache only, when Options.SyncInterval is zero.
+	DefaultSyncInterval = time.Second
 	// MaxReportBytes is the largest marshalled report the spool takes. It
 	// stays well under gRPC's default 4 MiB message limit so a spooled
 	// report can always be sent, and it bounds what recovery will allocate
@@ -92,14 +104,18 @@ type Options struct {
 	// dropping, so smaller segments free space sooner and lose less when the
 	// bound is hit.
 	SegmentBytes int64
+	// SyncInterval bounds how long appended reports may stay unsynced
+	// (default 1 s): the background sync fsyncs them this long after the
+	// first unsynced append. Shorter loses less in a power cut and costs
+	// more fsyncs under a steady trickle of reports.
+	SyncInterval time.Duration
 	// Logger gets warnings about dropped and corrupt data (default: discard).
 	Logger *slog.Logger
 }
 
 // Stats is a snapshot of a Spool's state.
 type Stats struct {
-	// Pending counts reports held and not yet acknowledged: LastSeq minus
-	// Acked, less those already dropped.
+	// Pending counts readable reports held and not yet acknowledged.
 	Pending uint64
 	// Bytes held in segments.
 	Bytes int64
@@ -111,6 +127,13 @@ type Stats struct {
 	// Corrupt counts damaged segment tails cut away since Open (at recovery
 	// or when a read met a bad frame).
 	Corrupt uint64
+	// Syncs counts segment fsyncs since Open: by the background sync, Read,
+	// recovery of a damaged segment, Sync, SkipTo and Close.
+	Syncs uint64
+	// Unsynced is the bytes of segments not known to be on disk: appended
+	// since the last fsync, or left by an earlier process and not synced
+	// since Open.
+	Unsynced int64
 }
 
 type segment struct {
@@ -120,7 +143,9 @@ type segment struct {
 	// met a frame damaged on disk after recovery.
 	valid uint64
 	size  int64
-	// synced bytes are known to be on disk (see Read).
+	// synced bytes are known to be on disk. Segments found at Open start
+	// at 0: an agent killed just before may have left them in the page
+	// cache only.
 	synced int64
 	path   string
 }
@@ -148,13 +173,12 @@ type Spool struct {
 
 	// persistMu serialises writes of the acked file; it is taken before mu.
 	persistMu sync.Mutex
-	bg        sync.WaitGroup // timer-driven ack persistence in progress
+	bg        sync.WaitGroup // timer-driven ack persistence and syncs in progress
 
 	mu           sync.Mutex
 	closed       bool
 	segs         []*segment // oldest first; the last one is active
 	active       *os.File
-	activeDirty  bool   // written since the last fsync
 	dirGen       uint64 // bumped when a directory entry is created or removed
 	dirSyncedGen uint64 // dirGen at the last directory fsync
 	wbuf         []byte
@@ -167,6 +191,11 @@ type Spool struct {
 	ackPersisted uint64
 	ackWrittenAt time.Time
 	ackTimer     *time.Timer
+	// syncTimer is armed while something is unsynced and no background
+	// sync has yet taken it in hand (see armSyncLocked).
+	syncTimer   *time.Timer
+	syncs       uint64
+	syncFailing bool // the last background sync failed and was logged
 }
 
 // Open opens the spool in dir, creating the directory (and a new stream id)
@@ -174,8 +203,11 @@ type Spool struct {
 // tails are cut at the last good frame and appends continue after the last
 // sequence number handed out.
 func Open(dir string, opt Options) (*Spool, error) {
-	if opt.MaxBytes < 0 || opt.SegmentBytes < 0 {
-		return nil, fmt.Errorf("open spool %s: MaxBytes and SegmentBytes must not be negative", dir)
+	if opt.MaxBytes < 0 || opt.SegmentBytes < 0 || opt.SyncInterval < 0 {
+		return nil, fmt.Errorf("open spool %s: MaxBytes, SegmentBytes and SyncInterval must not be negative", dir)
+	}
+	if opt.SyncInterval == 0 {
+		opt.SyncInterval = DefaultSyncInterval
 	}
 	if opt.MaxBytes == 0 {
 		opt.MaxBytes = DefaultMaxBytes
@@ -208,6 +240,11 @@ func Open(dir string, opt Options) (*Spool, error) {
 		}
 		return nil, err
 	}
+	// What an earlier process left may still be in the page cache only;
+	// the background sync makes it durable without slowing Open down.
+	s.mu.Lock()
+	s.armSyncLocked()
+	s.mu.Unlock()
 	return s, nil
 }
 
@@ -295,6 +332,8 @@ func (s *Spool) recover() error {
 		return err
 	}
 	s.enforceBoundLocked()
+	// Directory entries an earlier process made may not be durable yet.
+	s.dirGen++
 	return nil
 }
 
@@ -416,6 +455,8 @@ func (s *Spool) recoverSegment(g *segment, limit uint64) error {
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("sync segment %s: %w", g.path, err)
 	}
+	g.synced = off
+	s.syncs++
 	return nil
 }
 
@@ -428,8 +469,8 @@ func (s *Spool) Notify() <-chan struct{} { return s.notify }
 
 // Append numbers the reports (setting their Seq: the spool takes ownership
 // of them) and writes them to the active segment. Writes reach the page
-// cache, not the disk: a killed agent keeps them, a power cut may not; Sync
-// makes them durable.
+// cache, not the disk: a killed agent keeps them, and the background sync
+// makes them durable within Options.SyncInterval (Sync does at once).
 func (s *Spool) Append(reports ...*hwhealv1.Report) error {
 	if len(reports) == 0 {
 		return nil
@@ -504,6 +545,7 @@ func (s *Spool) Append(reports ...*hwhealv1.Report) error {
 		default:
 		}
 		s.enforceBoundLocked()
+		s.armSyncLocked()
 	}
 	if err != nil {
 		return fmt.Errorf("append to spool %s: wrote %d of %d reports: %w", s.dir, written, len(reports), err)
@@ -540,36 +582,97 @@ func (s *Spool) writeLocked(buf []byte, n int) error {
 	g.valid += uint64(n)
 	s.bytes += int64(len(buf))
 	s.lastSeq += uint64(n)
-	s.activeDirty = true
 	return nil
 }
 
-// rollLocked closes the active segment (durably: Sync only covers the
-// active one) and starts the next.
+// rollLocked closes the active segment and starts the next. It does not
+// fsync: it runs inside Append, under the lock, and the background sync
+// covers every segment, not only the active one.
 func (s *Spool) rollLocked() error {
 	g := s.segs[len(s.segs)-1]
-	if err := s.active.Sync(); err != nil {
-		return fmt.Errorf("sync segment %s: %w", g.path, err)
-	}
-	g.synced = g.size
 	if err := s.active.Close(); err != nil {
 		return fmt.Errorf("close segment %s: %w", g.path, err)
 	}
 	s.active = nil
-	s.activeDirty = false
 	return s.startSegmentLocked()
 }
 
 func (s *Spool) startSegmentLocked() error {
-	first := s.lastSeq + 1
+	f, g, err := s.createSegment(s.lastSeq + 1)
+	if err != nil {
+		return err
+	}
+	s.active = f
+	s.segs = append(s.segs, g)
+	s.dirGen++
+	return nil
+}
+
+// createSegment creates (or empties) the segment file for first.
+func (s *Spool) createSegment(first uint64) (*os.File, *segment, error) {
 	path := filepath.Join(s.dir, fmt.Sprintf("%0*d%s", segmentNameDigits, first, segmentSuffix))
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
 	if err != nil {
-		return fmt.Errorf("create segment %s: %w", path, err)
+		return nil, nil, fmt.Errorf("create segment %s: %w", path, err)
+	}
+	return f, &segment{first: first, path: path}, nil
+}
+
+// SkipTo makes the next Append number its first report seq+1, durably:
+// it starts a new, empty segment named seq+1, and recovery takes the next
+// sequence number from the newest segment's name. A seq at or below
+// LastSeq changes nothing.
+//
+// It is for a collector that holds sequence numbers of this stream the
+// spool has not handed out yet (the state directory was restored from a
+// snapshot, or segments were deleted by hand): without the skip, new
+// reports numbered up to the collector's mark would be dropped there as
+// duplicates. Reports already held keep their numbers; the collector takes
+// those at or below its mark for ones it holds, which after a restored
+// snapshot they are.
+func (s *Spool) SkipTo(seq uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if seq <= s.lastSeq {
+		return nil
+	}
+	if seq == math.MaxUint64 {
+		return fmt.Errorf("skip spool %s to seq %d: no sequence number is left after it", s.dir, seq)
+	}
+	// The new segment is created before the old one is let go, so that if
+	// it cannot be created the spool is left as it was.
+	f, g, err := s.createSegment(seq + 1)
+	if err != nil {
+		return fmt.Errorf("skip spool %s to seq %d: %w", s.dir, seq, err)
+	}
+	old := s.segs[len(s.segs)-1]
+	if s.active != nil {
+		if err := s.active.Close(); err != nil {
+			s.log.Warn("spool cannot close segment", "segment", old.path, "err", err)
+		}
+	}
+	if old.count == 0 {
+		// An empty segment only carried the next seq in its name, which
+		// the new one now carries. Recovery would remove it anyway.
+		if err := os.Remove(old.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.log.Warn("spool cannot remove empty segment", "segment", old.path, "err", err)
+		} else {
+			s.segs = s.segs[:len(s.segs)-1]
+		}
 	}
 	s.active = f
-	s.segs = append(s.segs, &segment{first: first, path: path})
+	s.segs = append(s.segs, g)
 	s.dirGen++
+	s.lastSeq = seq
+	// Durable before returning: reports appended after the skip must not
+	// come back after a power cut with their old numbers. Rare, so the
+	// fsync under the lock is fine.
+	if err := s.syncLocked(); err != nil {
+		return fmt.Errorf("skip spool %s to seq %d: %w", s.dir, seq, err)
+	}
 	return nil
 }
 
@@ -699,13 +802,15 @@ func (s *Spool) LastSeq() uint64 {
 func (s *Spool) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	from := s.acked + 1
-	if len(s.segs) > 0 {
-		from = max(from, s.segs[0].first)
-	}
+	// Counted per segment: numbers between segments (a skip, a cut tail)
+	// are not reports.
 	var pending uint64
-	if s.lastSeq+1 > from {
-		pending = s.lastSeq + 1 - from
+	var unsynced int64
+	for _, g := range s.segs {
+		if from, end := max(g.first, s.acked+1), g.first+g.valid; end > from {
+			pending += end - from
+		}
+		unsynced += max(g.size-g.synced, 0)
 	}
 	return Stats{
 		Pending:  pending,
@@ -713,6 +818,8 @@ func (s *Spool) Stats() Stats {
 		Segments: len(s.segs),
 		Dropped:  s.dropped,
 		Corrupt:  s.corrupt,
+		Syncs:    s.syncs,
+		Unsynced: unsynced,
 	}
 }
 
@@ -729,13 +836,21 @@ func (s *Spool) Sync() error {
 }
 
 func (s *Spool) syncLocked() error {
-	if s.activeDirty {
-		g := s.segs[len(s.segs)-1]
-		if err := s.active.Sync(); err != nil {
+	for i, g := range s.segs {
+		if g.synced >= g.size {
+			continue
+		}
+		var err error
+		if i == len(s.segs)-1 && s.active != nil {
+			err = s.active.Sync()
+		} else {
+			err = syncFile(g.path)
+		}
+		if err != nil {
 			return fmt.Errorf("sync segment %s: %w", g.path, err)
 		}
 		g.synced = g.size
-		s.activeDirty = false
+		s.syncs++
 	}
 	if s.dirGen != s.dirSyncedGen {
 		if err := syncDir(s.dir); err != nil {
@@ -758,6 +873,10 @@ func (s *Spool) Close() error {
 	if s.ackTimer != nil {
 		s.ackTimer.Stop()
 		s.ackTimer = nil
+	}
+	if s.syncTimer != nil {
+		s.syncTimer.Stop()
+		s.syncTimer = nil
 	}
 	s.mu.Unlock()
 	s.bg.Wait()
@@ -804,6 +923,96 @@ func writeFileAtomic(dir, name string, data []byte, syncDirToo bool) error {
 		return syncDir(dir)
 	}
 	return nil
+}
+
+// armSyncLocked arms the background sync unless it is armed already. It is
+// called after every append that wrote something, and the timer is
+// disarmed in the same critical section in which the sync takes its plan,
+// so every append is covered either by a pending timer or by a plan taken
+// after it: nothing stays unsynced for much longer than SyncInterval.
+func (s *Spool) armSyncLocked() {
+	if s.syncTimer == nil && !s.closed {
+		s.syncTimer = time.AfterFunc(s.opt.SyncInterval, s.backgroundSync)
+	}
+}
+
+// backgroundSync fsyncs the segments and the directory entries that are
+// not known to be durable. The fsyncs run outside mu, through descriptors
+// of their own, so that Append does not wait for the disk.
+func (s *Spool) backgroundSync() {
+	s.mu.Lock()
+	s.syncTimer = nil
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	var plans []readPlan
+	for _, g := range s.segs {
+		if g.size > g.synced {
+			plans = append(plans, readPlan{first: g.first, size: g.size, synced: g.synced, path: g.path})
+		}
+	}
+	dirGen := s.dirGen
+	dirSynced := s.dirSyncedGen >= dirGen
+	// Added under mu before Close can set closed, so Close's Wait covers it.
+	s.bg.Add(1)
+	s.mu.Unlock()
+	defer s.bg.Done()
+
+	var err error
+	for _, p := range plans {
+		f, oerr := os.Open(p.path)
+		if errors.Is(oerr, os.ErrNotExist) {
+			continue // deleted since (acknowledged or dropped): nothing to keep
+		}
+		if oerr != nil {
+			err = errors.Join(err, fmt.Errorf("open segment %s: %w", p.path, oerr))
+			continue
+		}
+		err = errors.Join(err, s.syncSegment(f, p))
+		f.Close()
+	}
+	if !dirSynced {
+		err = errors.Join(err, s.syncDirGen(dirGen))
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		// Try again later. Logged once per run of failures: a dying disk
+		// would otherwise log every interval.
+		if !s.syncFailing {
+			s.log.Error("spool background sync failed, reports appended recently may not survive a power cut", "err", err)
+			s.syncFailing = true
+		}
+		s.armSyncLocked()
+		return
+	}
+	if s.syncFailing {
+		s.log.Info("spool background sync works again")
+		s.syncFailing = false
+	}
+}
+
+// syncDirGen fsyncs the directory and records that the entries of
+// generation gen are durable.
+func (s *Spool) syncDirGen(gen uint64) error {
+	if err := syncDir(s.dir); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.dirSyncedGen = max(s.dirSyncedGen, gen)
+	s.mu.Unlock()
+	return nil
+}
+
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 func syncDir(dir string) error {

@@ -2,7 +2,10 @@
 // connects to the collector, introduces the agent with a Hello, sends what
 // the spool holds after the collector's acked sequence number (replay
 // first, then live), moves the spool's acked mark as acknowledgements come
-// back, and reconnects with jittered backoff when the stream breaks. It
+// back, and reconnects with jittered backoff when the stream breaks. At
+// each Welcome it checks the collector's acked seq against the spool: a
+// collector behind the spool's acked mark lost reports (logged, counted),
+// one past the spool's last seq makes the spool number on after it. It
 // keeps no report itself: the spool holds them until they are acknowledged,
 // and the collector drops the duplicates a resend produces.
 package transport
@@ -95,6 +98,16 @@ type Stats struct {
 	// Rejected counts reports skipped because the collector refused them
 	// with InvalidArgument (see Client).
 	Rejected uint64
+	// CollectorBehind counts Welcomes whose acked seq was below the spool's:
+	// the collector lost reports it had acknowledged (restored from a
+	// backup, its storage lost its last commits). The agent deleted them
+	// and cannot send them again.
+	CollectorBehind uint64
+	// CollectorAhead counts Welcomes whose acked seq was past the spool's
+	// last seq: the collector holds numbers this spool had not handed out
+	// (its state directory restored from a snapshot, segments deleted by
+	// hand). The spool's numbering was moved past the collector's mark.
+	CollectorAhead uint64
 	// LastError is the error that ended the last session, "" if none yet.
 	LastError string
 }
@@ -304,12 +317,9 @@ func (c *Client) session(ctx context.Context, api hwhealv1.AgentServiceClient, r
 		return res
 	}
 	res.welcomed = true
-	if last := sp.LastSeq(); welcome.GetAckedSeq() > last {
-		// The collector holds numbers this spool never handed out: a state
-		// directory restored from a copy. Reports numbered up to the
-		// collector's mark will be taken for duplicates.
-		c.log.Error("collector holds more of this stream than the spool numbered",
-			"stream_id", hello.StreamId, "collector_acked_seq", welcome.GetAckedSeq(), "spool_last_seq", last)
+	if err := c.reconcile(hello.StreamId, welcome.GetAckedSeq()); err != nil {
+		res.err = err
+		return res
 	}
 	c.ack(welcome.GetAckedSeq())
 	c.setConnected(true)
@@ -454,6 +464,39 @@ loop:
 		c.refused(rs, inflight, res.err)
 	}
 	return res
+}
+
+// reconcile compares the collector's acked seq with the spool's marks.
+func (c *Client) reconcile(streamID string, collAcked uint64) error {
+	sp := c.cfg.Spool
+	if acked := sp.Acked(); collAcked < acked {
+		// Nothing to do but say so: the reports are deleted. Sending goes
+		// on after the spool's mark, and the collector accepts the gap.
+		c.mu.Lock()
+		c.stats.CollectorBehind++
+		c.mu.Unlock()
+		c.log.Error("collector lost reports it had acknowledged, they cannot be sent again",
+			"stream_id", streamID, "collector_acked_seq", collAcked, "spool_acked_seq", acked,
+			"lost", acked-collAcked)
+	}
+	if last := sp.LastSeq(); collAcked > last {
+		// New reports numbered up to the collector's mark would be taken
+		// for duplicates and dropped. The spool's numbering continues
+		// after it instead. The reports the spool holds keep their numbers
+		// and are acked below: after a restored snapshot they are the
+		// ones the collector holds.
+		if err := sp.SkipTo(collAcked); err != nil {
+			// Sending now would lose reports silently; retry the session.
+			return fmt.Errorf("move spool numbering past the collector's acked seq %d: %w", collAcked, err)
+		}
+		c.mu.Lock()
+		c.stats.CollectorAhead++
+		c.mu.Unlock()
+		c.log.Warn("collector holds sequence numbers this spool had not handed out, numbering continues after them",
+			"stream_id", streamID, "collector_acked_seq", collAcked, "spool_last_seq", last,
+			"spool_acked_seq", sp.Acked())
+	}
+	return nil
 }
 
 // refused handles an InvalidArgument that ended a welcomed session; see

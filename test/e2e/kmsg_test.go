@@ -131,6 +131,23 @@ func TestKmsgFaultSurvivesCollectorAndAgentRestarts(t *testing.T) {
 	want = append(want, last)
 	eventually(t, 30*time.Second, "after an agent restart, new faults arrive and old ones are not doubled", checkExactlyOnce)
 
+	// 3b. SIGKILL the agent right after it spooled a fault, before its
+	// kmsg cursor (saved at most once a second) covers it: the restarted
+	// agent reads the record again, and the collector must count it once
+	// (it knows the record by boot id and kernel sequence).
+	for i, dev := range []string{prefix + "q", prefix + "r"} {
+		writeKmsg(t, ioErrorLine(dev, 7000+i))
+		want = append(want, dev)
+		time.Sleep(200 * time.Millisecond)
+	}
+	eventually(t, 20*time.Second, "faults before the agent is killed", checkExactlyOnce)
+	agent.kill()
+	agent = start(t, "hwheal-agent", agentArgs...)
+	after := prefix + "s"
+	writeKmsg(t, ioErrorLine(after, 7100))
+	want = append(want, after)
+	eventually(t, 30*time.Second, "after an agent SIGKILL, re-read records are not counted twice", checkExactlyOnce)
+
 	// 4. SIGKILL the collector in the middle of a burst: some batches are
 	// stored but never acknowledged, so the agent replays them and the
 	// store must drop what it already holds.
