@@ -17,24 +17,24 @@ package aer
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hwheal/hwheal/agent/source"
+	"github.com/hwheal/hwheal/agent/source/periodic"
+	"github.com/hwheal/hwheal/pkg/sysfs"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
 
@@ -105,22 +105,13 @@ type Config struct {
 }
 
 // Validate reports a configuration the source cannot run with.
-func (c Config) Validate() error {
-	if c.Interval < 0 {
-		return fmt.Errorf("aer: Interval %v is negative", c.Interval)
-	}
-	return nil
-}
+func (c Config) Validate() error { return periodic.ValidateInterval(Name, c.Interval) }
 
 // Source reads PCIe AER counters and link state periodically. It
 // implements source.Source.
 type Source struct {
-	root     string
-	interval time.Duration
-	log      *slog.Logger
-	invalid  error
-
-	errs atomic.Uint64
+	root string
+	loop *periodic.Runner
 }
 
 var _ source.Source = (*Source)(nil)
@@ -128,22 +119,13 @@ var _ source.Source = (*Source)(nil)
 // New returns a source for cfg with defaults filled in. An invalid cfg is
 // reported by Run.
 func New(cfg Config) *Source {
-	s := &Source{
-		root:     cfg.Root,
-		interval: cfg.Interval,
-		log:      cfg.Logger,
-		invalid:  cfg.Validate(),
-	}
-	if s.root == "" {
-		s.root = "/"
-	}
-	if s.interval == 0 {
-		s.interval = DefaultInterval
-	}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
-	s.log = s.log.With("source", Name)
+	s := &Source{root: cmp.Or(cfg.Root, "/")}
+	s.loop = periodic.New(periodic.Loop{
+		Name: Name, Interval: cfg.Interval, Default: DefaultInterval, Logger: cfg.Logger,
+		Read:   s.Read,
+		Absent: periodic.Message{Msg: "no PCIe AER counters or link attributes, source stopped", Attrs: []any{"path", s.Dir()}},
+		Failed: periodic.Message{Msg: "read PCIe AER counters", Attrs: []any{"path", s.Dir()}},
+	})
 	return s
 }
 
@@ -152,7 +134,7 @@ func (s *Source) Name() string { return Name }
 
 // Errors is the number of readings that failed or were partly malformed
 // since the source started.
-func (s *Source) Errors() uint64 { return s.errs.Load() }
+func (s *Source) Errors() uint64 { return s.loop.Errors() }
 
 // Dir is the directory of PCI functions the source reads.
 func (s *Source) Dir() string { return filepath.Join(s.root, "sys", "bus", "pci", "devices") }
@@ -163,39 +145,8 @@ func (s *Source) Dir() string { return filepath.Join(s.root, "sys", "bus", "pci"
 // nil; a reading that fails is logged, counted, and the next tick tries
 // again.
 func (s *Source) Run(ctx context.Context, sink source.Sink) error {
-	if s.invalid != nil {
-		return s.invalid
-	}
-	ticker := time.NewTicker(s.interval)
-	defer ticker.Stop()
-	for first := true; ; first = false {
-		if ctx.Err() != nil {
-			return nil
-		}
-		obs, err := s.Read(ctx)
-		for _, o := range obs {
-			sink.Observe(o)
-		}
-		switch {
-		case err == nil:
-		case first && errors.Is(err, fs.ErrNotExist) && len(obs) == 0:
-			s.log.Info("no PCIe AER counters or link attributes, source stopped", "path", s.Dir())
-			return nil
-		default:
-			s.errs.Add(1)
-			s.log.Error("read PCIe AER counters", "path", s.Dir(), "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-ticker.C:
-		}
-	}
+	return s.loop.Run(ctx, sink)
 }
-
-// pciAddrRe matches a PCI function address as sysfs names device
-// directories ("0000:03:00.0"; domains can be wider than four digits).
-var pciAddrRe = regexp.MustCompile(`^[0-9a-f]{4,8}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$`)
 
 // function is one PCI function's reading.
 type function struct {
@@ -238,7 +189,7 @@ func (s *Source) Read(ctx context.Context) ([]*hwhealv1.Observation, error) {
 		byDir = map[string]*function{}
 	)
 	for _, e := range entries {
-		if !pciAddrRe.MatchString(e.Name()) {
+		if !sysfs.IsPCIAddress(e.Name()) {
 			continue
 		}
 		f, err := readFunction(root, filepath.Join(dir, e.Name()), e.Name())
@@ -292,14 +243,9 @@ func (s *Source) Read(ctx context.Context) ([]*hwhealv1.Observation, error) {
 // root is the resolved root, to keep the link partner inside it.
 func readFunction(root, link, addr string) (*function, error) {
 	f := &function{addr: addr}
-	path, err := filepath.EvalSymlinks(link)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return f, nil // removed since the directory was listed
-	case err != nil:
-		return f, fmt.Errorf("resolve %s: %w", link, err)
-	case !inside(root, path):
-		return f, fmt.Errorf("%s points outside %s, to %s", link, root, path)
+	path, err := sysfs.Resolve(root, link)
+	if err != nil || path == "" {
+		return f, err // "": removed since the directory was listed
 	}
 	f.dir = path
 	var errs []error
@@ -503,31 +449,7 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-// inside reports whether path lies within root (both resolved), so that a
-// fixture's link that climbs out of its tree never lends it the host's
-// devices.
-func inside(root, path string) bool {
-	rel, err := filepath.Rel(root, path)
-	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
-}
-
 // readAttr reads a sysfs attribute. ok is false when the kernel has no value
 // to give: the file is absent, or the device refuses the read (a function
-// in D3cold answers config reads with an error).
-func readAttr(path string) (b []byte, ok bool, err error) {
-	f, err := os.Open(path)
-	if err == nil {
-		b, err = io.ReadAll(io.LimitReader(f, maxAttr))
-		f.Close()
-	}
-	switch {
-	case err == nil:
-		return b, true, nil
-	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.EINVAL),
-		errors.Is(err, syscall.ENODATA), errors.Is(err, syscall.EOPNOTSUPP),
-		errors.Is(err, syscall.ENODEV):
-		return nil, false, nil
-	default:
-		return nil, false, fmt.Errorf("read %s: %w", path, err)
-	}
-}
+// in D3cold answers config reads with ENODEV).
+func readAttr(path string) (b []byte, ok bool, err error) { return sysfs.Attr(path, syscall.ENODEV) }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/hwheal/hwheal/agent/source/sourcetest"
 	"io/fs"
 	"log/slog"
 	"maps"
@@ -14,95 +15,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/procfs/sysfs"
 	"go.uber.org/goleak"
 
-	"github.com/hwheal/hwheal/pkg/kernlog"
 	"github.com/hwheal/hwheal/pkg/ttar/ttartest"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// fakeSink records what a source hands over.
-type fakeSink struct {
-	mu  sync.Mutex
-	obs []*hwhealv1.Observation
-}
-
-func (f *fakeSink) Observe(o *hwhealv1.Observation) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.obs = append(f.obs, o)
-}
-
-func (f *fakeSink) Log(kernlog.Record) {}
-
-func (f *fakeSink) snapshot() []*hwhealv1.Observation {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.obs)
-}
-
-// logBuffer is a slog handler target that tests can read while Run writes.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func newLogger(w *logBuffer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-func sampleMap(o *hwhealv1.Observation) map[string]float64 {
-	m := map[string]float64{}
-	for _, s := range o.GetSamples() {
-		m[s.GetName()] = s.GetValue()
-	}
-	return m
-}
-
-func byName(obs []*hwhealv1.Observation) map[string]*hwhealv1.Observation {
-	m := map[string]*hwhealv1.Observation{}
-	for _, o := range obs {
-		m[o.GetPart().GetName()] = o
-	}
-	return m
-}
-
-func names(obs []*hwhealv1.Observation) []string {
-	var out []string
-	for _, o := range obs {
-		out = append(out, o.GetPart().GetName())
-	}
-	return out
-}
-
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // procfsRoot unpacks the excerpt of procfs's fixture: six PCIe functions.
 func procfsRoot(t testing.TB) string {
@@ -131,7 +54,7 @@ func pciTree(t *testing.T, funcs ...pciFunc) string {
 			t.Fatal(err)
 		}
 		for name, v := range f.attrs {
-			writeFile(t, filepath.Join(dir, name), v)
+			sourcetest.WriteFile(t, filepath.Join(dir, name), v)
 		}
 		if err := os.Symlink("../../../devices/"+f.path, filepath.Join(bus, filepath.Base(f.path))); err != nil {
 			t.Fatal(err)
@@ -295,7 +218,7 @@ func TestProcfsFixture(t *testing.T) {
 		t.Fatalf("Read: %v", err)
 	}
 	want := []string{"0000:00:02.1", "0000:00:03.0", "0000:00:1f.6", "0000:01:00.0", "0000:03:00.0", "0000:a2:00.0"}
-	if got := names(obs); !slices.Equal(got, want) {
+	if got := sourcetest.Names(obs); !slices.Equal(got, want) {
 		t.Fatalf("functions = %q, want %q", got, want)
 	}
 	for _, o := range obs {
@@ -304,7 +227,7 @@ func TestProcfsFixture(t *testing.T) {
 			t.Errorf("%s: source %q kind %v pci %q", p.GetName(), o.GetSource(), p.GetKind(), p.GetPciAddress())
 		}
 	}
-	got := byName(obs)
+	got := sourcetest.ByName(obs)
 
 	fs, err := sysfs.NewFS(filepath.Join(root, "sys"))
 	if err != nil {
@@ -321,7 +244,7 @@ func TestProcfsFixture(t *testing.T) {
 		for _, d := range devs {
 			l := d.Location
 			addr := strings.Join([]string{l.Strings()[0], l.Strings()[1], l.Strings()[2]}, ":") + "." + l.Strings()[3]
-			s := sampleMap(got[addr])
+			s := sourcetest.SampleMap(got[addr])
 			for _, c := range []struct {
 				sample string
 				want   *float64
@@ -344,7 +267,7 @@ func TestProcfsFixture(t *testing.T) {
 		if err != nil {
 			t.Fatalf("procfs: %v", err)
 		}
-		s := sampleMap(got["0000:00:1f.6"])
+		s := sourcetest.SampleMap(got["0000:00:1f.6"])
 		n := 0
 		for class, v := range map[string]any{ClassCorrectable: ac.Correctable, ClassNonFatal: ac.NonFatal, ClassFatal: ac.Fatal} {
 			rv := reflect.ValueOf(v)
@@ -372,7 +295,7 @@ func TestProcfsFixture(t *testing.T) {
 			"0000:00:02.1": {4, 4}, "0000:01:00.0": {4, 4},
 			"0000:00:03.0": {8, 8}, "0000:03:00.0": {8, 8}, "0000:a2:00.0": {8, 8},
 		} {
-			s := sampleMap(got[addr])
+			s := sourcetest.SampleMap(got[addr])
 			if s[SampleLinkCapableWidth] != w.capable || s[SampleLinkWidth] != w.cur ||
 				s[SampleLinkDegraded] != 0 || s[SampleLinkWidthDegraded] != 0 || s[SampleLinkSpeedDegraded] != 0 {
 				t.Errorf("%s = %v", addr, s)
@@ -381,17 +304,17 @@ func TestProcfsFixture(t *testing.T) {
 				t.Errorf("%s: link not judged", addr)
 			}
 		}
-		if s := sampleMap(got["0000:00:02.1"]); s[SampleLinkMaxWidth] != 8 {
+		if s := sourcetest.SampleMap(got["0000:00:02.1"]); s[SampleLinkMaxWidth] != 8 {
 			t.Errorf("00:02.1 own maximum = %v, want 8", s[SampleLinkMaxWidth])
 		}
 		// 00:1f.6 is an integrated NIC: AER, no link.
-		for name := range sampleMap(got["0000:00:1f.6"]) {
+		for name := range sourcetest.SampleMap(got["0000:00:1f.6"]) {
 			if strings.HasPrefix(name, "link_") {
 				t.Errorf("00:1f.6 has %s", name)
 			}
 		}
 		// Root port totals appear where the kernel has them.
-		if s := sampleMap(got["0000:00:03.0"]); len(s) != 9+19+19+3+9 || s[SampleRootPortCorrectableTotal] != 0 {
+		if s := sourcetest.SampleMap(got["0000:00:03.0"]); len(s) != 9+19+19+3+9 || s[SampleRootPortCorrectableTotal] != 0 {
 			t.Errorf("00:03.0 has %d samples: %v", len(s), s)
 		}
 	})
@@ -507,12 +430,12 @@ func TestLinkDegradation(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Read: %v", err)
 			}
-			got := byName(obs)
+			got := sourcetest.ByName(obs)
 			if len(got) != len(tc.want) {
-				t.Errorf("functions = %q", names(obs))
+				t.Errorf("functions = %q", sourcetest.Names(obs))
 			}
 			for addr, w := range tc.want {
-				s := sampleMap(got[addr])
+				s := sourcetest.SampleMap(got[addr])
 				for name := range s {
 					if !strings.HasPrefix(name, "link_") {
 						delete(s, name)
@@ -537,7 +460,7 @@ func TestMalformedFiles(t *testing.T) {
 		{
 			name: "non-numeric AER count",
 			modify: func(t *testing.T, root string) {
-				writeFile(t, filepath.Join(root, nvme, "aer_dev_correctable"), "RxErr 3\nBadTLP many\nTOTAL_ERR_COR 3\n")
+				sourcetest.WriteFile(t, filepath.Join(root, nvme, "aer_dev_correctable"), "RxErr 3\nBadTLP many\nTOTAL_ERR_COR 3\n")
 			},
 			wantErr: []string{nvme + "/aer_dev_correctable", "line 2: BadTLP"},
 			check: func(t *testing.T, got map[string]map[string]float64, n int) {
@@ -556,7 +479,7 @@ func TestMalformedFiles(t *testing.T) {
 		{
 			name: "malformed link speed",
 			modify: func(t *testing.T, root string) {
-				writeFile(t, filepath.Join(root, "sys/devices/pci0000:a2/0000:a2:00.0/current_link_speed"), "fast\n")
+				sourcetest.WriteFile(t, filepath.Join(root, "sys/devices/pci0000:a2/0000:a2:00.0/current_link_speed"), "fast\n")
 			},
 			wantErr: []string{"pci0000:a2/0000:a2:00.0/current_link_speed", `"fast"`},
 			check: func(t *testing.T, got map[string]map[string]float64, n int) {
@@ -575,7 +498,7 @@ func TestMalformedFiles(t *testing.T) {
 		{
 			name: "malformed link width",
 			modify: func(t *testing.T, root string) {
-				writeFile(t, filepath.Join(root, nvme, "max_link_width"), "x4\n")
+				sourcetest.WriteFile(t, filepath.Join(root, nvme, "max_link_width"), "x4\n")
 			},
 			wantErr: []string{nvme + "/max_link_width", `"x4"`},
 			check: func(t *testing.T, got map[string]map[string]float64, n int) {
@@ -592,7 +515,7 @@ func TestMalformedFiles(t *testing.T) {
 		{
 			name: "malformed root port total",
 			modify: func(t *testing.T, root string) {
-				writeFile(t, filepath.Join(root, "sys/devices/pci0000:00/0000:00:03.0/aer_rootport_total_err_cor"), "lots\n")
+				sourcetest.WriteFile(t, filepath.Join(root, "sys/devices/pci0000:00/0000:00:03.0/aer_rootport_total_err_cor"), "lots\n")
 			},
 			wantErr: []string{"0000:00:03.0/aer_rootport_total_err_cor", `"lots"`},
 			check: func(t *testing.T, got map[string]map[string]float64, n int) {
@@ -660,7 +583,7 @@ func TestMalformedFiles(t *testing.T) {
 			}
 			got := map[string]map[string]float64{}
 			for _, o := range obs {
-				got[o.GetPart().GetName()] = sampleMap(o)
+				got[o.GetPart().GetName()] = sourcetest.SampleMap(o)
 			}
 			tc.check(t, got, len(obs))
 		})
@@ -696,7 +619,7 @@ func TestReadThisHost(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Read: %v", err)
 	}
-	got := byName(obs)
+	got := sourcetest.ByName(obs)
 	devs, _ := filepath.Glob("/sys/bus/pci/devices/*")
 	for _, d := range devs {
 		addr := filepath.Base(d)
@@ -706,122 +629,25 @@ func TestReadThisHost(t *testing.T) {
 			t.Errorf("%s: has files %v, observed %v", addr, aerErr == nil || linkErr == nil, got[addr] != nil)
 		}
 	}
-	t.Logf("%d functions: %q", len(obs), names(obs))
+	t.Logf("%d functions: %q", len(obs), sourcetest.Names(obs))
 }
 
-func TestRunEmitsUntilCancelled(t *testing.T) {
-	src := New(Config{Root: procfsRoot(t), Interval: 5 * time.Millisecond})
-	sink := &fakeSink{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, sink) }()
-
-	deadline := time.Now().Add(5 * time.Second)
-	for len(sink.snapshot()) < 18 { // three readings of six functions
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d observations after 5s", len(sink.snapshot()))
-		}
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run returned %v on cancel, want nil", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Run did not return after cancel")
-	}
-	n := len(sink.snapshot())
-	time.Sleep(20 * time.Millisecond)
-	if len(sink.snapshot()) != n {
-		t.Error("observations kept coming after Run returned")
-	}
-	obs := sink.snapshot()
-	if obs[0].GetPart().GetName() != "0000:00:02.1" || obs[6].GetPart().GetName() != "0000:00:02.1" {
-		t.Errorf("readings start with %s, %s", obs[0].GetPart().GetName(), obs[6].GetPart().GetName())
-	}
-	if obs[6].GetTime().AsTime().Before(obs[0].GetTime().AsTime()) {
-		t.Error("readings go back in time")
-	}
-	if src.Errors() != 0 {
-		t.Errorf("Errors() = %d", src.Errors())
-	}
-}
-
-func TestRunReadsImmediately(t *testing.T) {
-	sink := &fakeSink{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- New(Config{Root: procfsRoot(t)}).Run(ctx, sink) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for len(sink.snapshot()) < 6 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if len(sink.snapshot()) != 6 {
-		t.Errorf("%d observations, want the one immediate reading of 6", len(sink.snapshot()))
-	}
-}
-
-func TestRunWithoutAER(t *testing.T) {
-	var logs logBuffer
-	src := New(Config{Root: t.TempDir(), Interval: time.Millisecond, Logger: newLogger(&logs)})
-	done := make(chan error, 1)
-	go func() { done <- src.Run(context.Background(), &fakeSink{}) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run = %v, want nil for an absent interface", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Run kept running without PCI")
-	}
-	if n := strings.Count(logs.String(), "no PCIe AER counters or link attributes"); n != 1 {
-		t.Errorf("logged absence %d times, want once:\n%s", n, logs.String())
-	}
-	if src.Errors() != 0 {
-		t.Errorf("absence counted as %d errors", src.Errors())
-	}
-}
-
-func TestRunMalformedFile(t *testing.T) {
-	root := procfsRoot(t)
-	bad := filepath.Join(root, "sys/devices/pci0000:00/0000:00:1f.6/aer_dev_fatal")
-	writeFile(t, bad, "DLP one\n")
-	var logs logBuffer
-	src := New(Config{Root: root, Interval: 2 * time.Millisecond, Logger: newLogger(&logs)})
-	sink := &fakeSink{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, sink) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for src.Errors() < 2 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run = %v, want nil: a bad tick is not fatal", err)
-	}
-	if src.Errors() < 2 {
-		t.Fatalf("Errors() = %d, want every bad tick counted", src.Errors())
-	}
-	if out := logs.String(); !strings.Contains(out, "level=ERROR") || !strings.Contains(out, bad) {
-		t.Errorf("log does not name the file:\n%s", out)
-	}
-	if len(sink.snapshot()) < 12 {
-		t.Error("the good functions were not observed")
-	}
-}
-
-func TestConfigValidate(t *testing.T) {
-	err := New(Config{Interval: -time.Second}).Run(context.Background(), &fakeSink{})
-	if err == nil || !strings.Contains(err.Error(), "Interval") {
-		t.Errorf("Run with a negative interval = %v", err)
-	}
+func TestRunLoop(t *testing.T) {
+	sourcetest.RunLoop(t, sourcetest.Fixture{
+		New: func(root string, interval time.Duration, logger *slog.Logger) sourcetest.Periodic {
+			return New(Config{Root: root, Interval: interval, Logger: logger})
+		},
+		Good:       func(t *testing.T) string { return procfsRoot(t) },
+		PerReading: 6, // six functions
+		AbsentLog:  "no PCIe AER counters or link attributes",
+		Malformed: func(t *testing.T) (string, []string) {
+			root := procfsRoot(t)
+			bad := filepath.Join(root, "sys/devices/pci0000:00/0000:00:1f.6/aer_dev_fatal")
+			sourcetest.WriteFile(t, bad, "DLP one\n")
+			return root, []string{bad}
+		},
+		MalformedMin: 12,
+	})
 }
 
 func FuzzParseAERCounters(f *testing.F) {

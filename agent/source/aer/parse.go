@@ -10,9 +10,6 @@ import (
 	"strings"
 )
 
-// maxAttr bounds a sysfs attribute read: attributes are at most a page.
-const maxAttr = 4096
-
 // ParseAERCounters parses one of a PCI device's aer_dev_correctable,
 // aer_dev_nonfatal or aer_dev_fatal attributes: one "NAME count" line per
 // error bit the kernel knows (RxErr, BadTLP, ..., CmpltTO, MalfTLP, ...)

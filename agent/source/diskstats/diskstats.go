@@ -10,21 +10,20 @@ package diskstats
 
 import (
 	"bytes"
+	"cmp"
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/procfs/blockdevice"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hwheal/hwheal/agent/source"
+	"github.com/hwheal/hwheal/agent/source/periodic"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
 
@@ -76,22 +75,13 @@ type Config struct {
 }
 
 // Validate reports a configuration the source cannot run with.
-func (c Config) Validate() error {
-	if c.Interval < 0 {
-		return fmt.Errorf("diskstats: Interval %v is negative", c.Interval)
-	}
-	return nil
-}
+func (c Config) Validate() error { return periodic.ValidateInterval(Name, c.Interval) }
 
 // Source reads /proc/diskstats periodically. It implements source.Source.
 type Source struct {
-	root     string
-	interval time.Duration
-	exclude  *regexp.Regexp
-	log      *slog.Logger
-	invalid  error
-
-	errs atomic.Uint64
+	root    string
+	exclude *regexp.Regexp
+	loop    *periodic.Runner
 }
 
 var _ source.Source = (*Source)(nil)
@@ -99,26 +89,16 @@ var _ source.Source = (*Source)(nil)
 // New returns a source for cfg with defaults filled in. An invalid cfg is
 // reported by Run.
 func New(cfg Config) *Source {
-	s := &Source{
-		root:     cfg.Root,
-		interval: cfg.Interval,
-		exclude:  cfg.Exclude,
-		log:      cfg.Logger,
-		invalid:  cfg.Validate(),
-	}
-	if s.root == "" {
-		s.root = "/"
-	}
-	if s.interval == 0 {
-		s.interval = DefaultInterval
-	}
+	s := &Source{root: cmp.Or(cfg.Root, "/"), exclude: cfg.Exclude}
 	if s.exclude == nil {
 		s.exclude = regexp.MustCompile(DefaultExcludePattern)
 	}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
-	s.log = s.log.With("source", Name)
+	s.loop = periodic.New(periodic.Loop{
+		Name: Name, Interval: cfg.Interval, Default: DefaultInterval, Logger: cfg.Logger,
+		Read:   s.Read,
+		Absent: periodic.Message{Msg: "diskstats not available, source stopped", Attrs: []any{"path", s.Path()}},
+		Failed: periodic.Message{Msg: "read diskstats", Attrs: []any{"path", s.Path()}},
+	})
 	return s
 }
 
@@ -127,7 +107,7 @@ func (s *Source) Name() string { return Name }
 
 // Errors is the number of readings that failed or were partly malformed
 // since the source started.
-func (s *Source) Errors() uint64 { return s.errs.Load() }
+func (s *Source) Errors() uint64 { return s.loop.Errors() }
 
 // Path is the diskstats file the source reads.
 func (s *Source) Path() string { return filepath.Join(s.root, "proc", "diskstats") }
@@ -136,34 +116,7 @@ func (s *Source) Path() string { return filepath.Join(s.root, "proc", "diskstats
 // without diskstats is logged once and Run returns nil; a reading that fails
 // is logged, counted, and the next tick tries again.
 func (s *Source) Run(ctx context.Context, sink source.Sink) error {
-	if s.invalid != nil {
-		return s.invalid
-	}
-	ticker := time.NewTicker(s.interval)
-	defer ticker.Stop()
-	for first := true; ; first = false {
-		if ctx.Err() != nil {
-			return nil
-		}
-		obs, err := s.Read(ctx)
-		for _, o := range obs {
-			sink.Observe(o)
-		}
-		switch {
-		case err == nil:
-		case first && errors.Is(err, fs.ErrNotExist):
-			s.log.Info("diskstats not available, source stopped", "path", s.Path())
-			return nil
-		default:
-			s.errs.Add(1)
-			s.log.Error("read diskstats", "path", s.Path(), "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-ticker.C:
-		}
-	}
+	return s.loop.Run(ctx, sink)
 }
 
 // Read takes one reading: an observation for every device not excluded, in

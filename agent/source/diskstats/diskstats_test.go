@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/hwheal/hwheal/agent/source/sourcetest"
+	"github.com/hwheal/hwheal/pkg/sysfs"
 	"log/slog"
 	"maps"
 	"math"
@@ -15,77 +17,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/procfs/blockdevice"
 	"go.uber.org/goleak"
 
-	"github.com/hwheal/hwheal/pkg/kernlog"
 	"github.com/hwheal/hwheal/pkg/ttar/ttartest"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// fakeSink records what a source hands over.
-type fakeSink struct {
-	mu  sync.Mutex
-	obs []*hwhealv1.Observation
-}
-
-func (f *fakeSink) Observe(o *hwhealv1.Observation) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.obs = append(f.obs, o)
-}
-
-func (f *fakeSink) Log(kernlog.Record) {}
-
-func (f *fakeSink) snapshot() []*hwhealv1.Observation {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.obs)
-}
-
-// logBuffer is a slog handler target that tests can read while Run writes.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func newLogger(w *logBuffer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-func sampleMap(o *hwhealv1.Observation) map[string]float64 {
-	m := map[string]float64{}
-	for _, s := range o.GetSamples() {
-		m[s.GetName()] = s.GetValue()
-	}
-	return m
-}
-
-func byName(obs []*hwhealv1.Observation) map[string]*hwhealv1.Observation {
-	m := map[string]*hwhealv1.Observation{}
-	for _, o := range obs {
-		m[o.GetPart().GetName()] = o
-	}
-	return m
-}
 
 // writeRoot makes a root with the given /proc/diskstats content.
 func writeRoot(t *testing.T, diskstats string) string {
@@ -284,13 +226,13 @@ func TestReadMatchesNodeExporter(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Read: %v", err)
 	}
-	got := byName(obs)
+	got := sourcetest.ByName(obs)
 	gotNames, wantNames := slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want))
 	if !slices.Equal(gotNames, wantNames) {
 		t.Fatalf("devices = %v\nnode_exporter exported %v", gotNames, wantNames)
 	}
 	for dev, samples := range want {
-		have := sampleMap(got[dev])
+		have := sourcetest.SampleMap(got[dev])
 		if len(have) != len(samples) {
 			t.Errorf("%s: %d samples, node_exporter has %d (%v vs %v)", dev, len(have), len(samples), have, samples)
 		}
@@ -350,7 +292,7 @@ func TestReadProcfsFixture(t *testing.T) {
 				}
 				t.Errorf("%d observations, want %d: %v", len(obs), tc.devices, names)
 			}
-			got := byName(obs)
+			got := sourcetest.ByName(obs)
 			for dev, samples := range tc.check {
 				o, ok := got[dev]
 				if !ok {
@@ -360,7 +302,7 @@ func TestReadProcfsFixture(t *testing.T) {
 				if o.GetSource() != Name || o.GetPart().GetKind() != hwhealv1.PartKind_PART_KIND_DISK || o.GetTime() == nil {
 					t.Errorf("%s: bad envelope %v", dev, o)
 				}
-				have := sampleMap(o)
+				have := sourcetest.SampleMap(o)
 				for name, w := range samples {
 					if g, ok := have[name]; !ok || g != w {
 						t.Errorf("%s %s = %v (present %v), want %v", dev, name, g, ok, w)
@@ -368,7 +310,7 @@ func TestReadProcfsFixture(t *testing.T) {
 				}
 			}
 			for dev, names := range tc.absent {
-				have := sampleMap(got[dev])
+				have := sourcetest.SampleMap(got[dev])
 				for _, n := range names {
 					if _, ok := have[n]; ok {
 						t.Errorf("%s has %s, the line has no such field", dev, n)
@@ -460,7 +402,7 @@ func TestIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Read: %v", err)
 	}
-	got := byName(obs)
+	got := sourcetest.ByName(obs)
 	want := map[string]*hwhealv1.Part{
 		"nvme0n1": {Model: "SAMSUNG EHFTF55LURSY-000Y9", Serial: "S252B6CU1HG3M1", PciAddress: "0000:02:00.0"},
 		"sda":     {Model: "KSDB4U86", Serial: "2160A0D5FVGG", PciAddress: "0000:3b:00.0"},
@@ -491,8 +433,8 @@ func TestPCIAddressStaysInRoot(t *testing.T) {
 	sysTree(t, root, nil, map[string]string{
 		"sys/block/sdz/device": "/sys/devices/pci0000:00/0000:00:02.0/virtio1",
 	})
-	if got := pciAddressOf(root, filepath.Join(root, "sys/block/sdz/device")); got != "" {
-		t.Errorf("pciAddressOf followed a link out of root: %q", got)
+	if got := sysfs.PCIAddressOf(root, filepath.Join(root, "sys/block/sdz/device")); got != "" {
+		t.Errorf("PCIAddressOf followed a link out of root: %q", got)
 	}
 }
 
@@ -555,122 +497,6 @@ func TestReadThisHost(t *testing.T) {
 	}
 }
 
-func TestRunEmitsUntilCancelled(t *testing.T) {
-	root := writeRoot(t, "8 0 sda 1 2 3 4 5 6 7 8 9 10 11\n8 16 sdb 1 2 3 4 5 6 7 8 9 10 11\n")
-	src := New(Config{Root: root, Interval: 5 * time.Millisecond})
-	sink := &fakeSink{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, sink) }()
-
-	deadline := time.Now().Add(5 * time.Second)
-	for len(sink.snapshot()) < 6 { // three readings of two disks
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d observations after 5s", len(sink.snapshot()))
-		}
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run returned %v on cancel, want nil", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Run did not return after cancel")
-	}
-	n := len(sink.snapshot())
-	time.Sleep(20 * time.Millisecond)
-	if len(sink.snapshot()) != n {
-		t.Error("observations kept coming after Run returned")
-	}
-	obs := sink.snapshot()
-	if obs[0].GetPart().GetName() != "sda" || obs[1].GetPart().GetName() != "sdb" {
-		t.Errorf("first reading = %s, %s", obs[0].GetPart().GetName(), obs[1].GetPart().GetName())
-	}
-	if obs[2].GetTime().AsTime().Before(obs[0].GetTime().AsTime()) {
-		t.Error("readings go back in time")
-	}
-	if src.Errors() != 0 {
-		t.Errorf("Errors() = %d", src.Errors())
-	}
-}
-
-func TestRunReadsImmediately(t *testing.T) {
-	// With the default 30 s interval the first reading must not wait.
-	root := writeRoot(t, "8 0 sda 1 2 3 4 5 6 7 8 9 10 11\n")
-	sink := &fakeSink{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- New(Config{Root: root}).Run(ctx, sink) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for len(sink.snapshot()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if len(sink.snapshot()) != 1 {
-		t.Errorf("%d observations, want the one immediate reading", len(sink.snapshot()))
-	}
-}
-
-func TestRunWithoutDiskstats(t *testing.T) {
-	var logs logBuffer
-	src := New(Config{Root: t.TempDir(), Interval: time.Millisecond, Logger: newLogger(&logs)})
-	done := make(chan error, 1)
-	go func() { done <- src.Run(context.Background(), &fakeSink{}) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run = %v, want nil for an absent interface", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Run kept running without diskstats")
-	}
-	if n := strings.Count(logs.String(), "diskstats not available"); n != 1 {
-		t.Errorf("logged absence %d times, want once:\n%s", n, logs.String())
-	}
-	if src.Errors() != 0 {
-		t.Errorf("absence counted as %d errors", src.Errors())
-	}
-}
-
-func TestRunMalformedFile(t *testing.T) {
-	root := writeRoot(t, "8 0 sda 1 2 3 4 5 6 7 8 9 10 11\n8 16 sdb 1 2 3\n")
-	var logs logBuffer
-	src := New(Config{Root: root, Interval: 2 * time.Millisecond, Logger: newLogger(&logs)})
-	sink := &fakeSink{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, sink) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for src.Errors() < 2 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run = %v, want nil: a bad tick is not fatal", err)
-	}
-	if src.Errors() < 2 {
-		t.Fatalf("Errors() = %d, want every bad tick counted", src.Errors())
-	}
-	out := logs.String()
-	want := filepath.Join(root, "proc", "diskstats")
-	if !strings.Contains(out, "level=ERROR") || !strings.Contains(out, want) || !strings.Contains(out, "line 2: truncated") {
-		t.Errorf("log does not name the file and line:\n%s", out)
-	}
-	for _, o := range sink.snapshot() {
-		if o.GetPart().GetName() != "sda" {
-			t.Errorf("observed %s from a malformed line", o.GetPart().GetName())
-		}
-	}
-	if len(sink.snapshot()) < 2 {
-		t.Error("the good line was not observed")
-	}
-}
-
 func TestReadErrorNamesFile(t *testing.T) {
 	root := writeRoot(t, "8 0 sda 1 2 3 4 5 6 7 8 9 10 eleven\n")
 	_, err := New(Config{Root: root}).Read(context.Background())
@@ -682,11 +508,24 @@ func TestReadErrorNamesFile(t *testing.T) {
 	}
 }
 
-func TestConfigValidate(t *testing.T) {
-	err := New(Config{Interval: -time.Second}).Run(context.Background(), &fakeSink{})
-	if err == nil || !strings.Contains(err.Error(), "Interval") {
-		t.Errorf("Run with a negative interval = %v", err)
-	}
+func TestRunLoop(t *testing.T) {
+	sourcetest.RunLoop(t, sourcetest.Fixture{
+		New: func(root string, interval time.Duration, logger *slog.Logger) sourcetest.Periodic {
+			return New(Config{Root: root, Interval: interval, Logger: logger})
+		},
+		Good: func(t *testing.T) string {
+			return writeRoot(t, "8 0 sda 1 2 3 4 5 6 7 8 9 10 11\n8 16 sdb 1 2 3 4 5 6 7 8 9 10 11\n")
+		},
+		PerReading: 2,
+		Parts:      []string{"sda", "sdb"},
+		AbsentLog:  "diskstats not available",
+		Malformed: func(t *testing.T) (string, []string) {
+			root := writeRoot(t, "8 0 sda 1 2 3 4 5 6 7 8 9 10 11\n8 16 sdb 1 2 3\n")
+			return root, []string{filepath.Join(root, "proc", "diskstats"), "line 2: truncated"}
+		},
+		MalformedMin:   2,
+		MalformedParts: []string{"sda"},
+	})
 }
 
 func FuzzParse(f *testing.F) {

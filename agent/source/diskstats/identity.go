@@ -2,43 +2,16 @@ package diskstats
 
 import (
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
+
+	"github.com/hwheal/hwheal/pkg/sysfs"
 )
 
 // identity is what sysfs says about the drive behind a block device.
 type identity struct {
 	model, serial, pciAddress string
-}
-
-// pciAddrRe matches a PCI function address as sysfs names device
-// directories ("0000:3b:00.0"; domains may be wider than 4 digits).
-var pciAddrRe = regexp.MustCompile(`^[0-9a-f]{4,8}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$`)
-
-// maxAttr bounds a sysfs attribute read: attributes are at most a page.
-const maxAttr = 4096
-
-// readAttr returns a sysfs attribute with surrounding white space removed,
-// or "" when it cannot be read. Identity is best effort: a missing model
-// file must not cost us the counters.
-func readAttr(path string) string {
-	b, err := readRaw(path)
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
-}
-
-func readRaw(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, maxAttr))
 }
 
 // Identify returns the model, serial number and controller PCI address that
@@ -70,12 +43,12 @@ func readIdentity(root, dev string) identity {
 	devDir := filepath.Join(dir, "device")
 
 	var id identity
-	id.model = readAttr(filepath.Join(devDir, "model"))
+	id.model = sysfs.String(filepath.Join(devDir, "model"))
 	id.serial = firstNonEmpty(
-		func() string { return readAttr(filepath.Join(devDir, "serial")) }, // NVMe controller, MMC
-		func() string { return readAttr(filepath.Join(dir, "serial")) },    // virtio-blk
+		func() string { return sysfs.String(filepath.Join(devDir, "serial")) }, // NVMe controller, MMC
+		func() string { return sysfs.String(filepath.Join(dir, "serial")) },    // virtio-blk
 		func() string { // SCSI and SATA behind libata
-			b, err := readRaw(filepath.Join(devDir, "vpd_pg80"))
+			b, err := sysfs.Read(filepath.Join(devDir, "vpd_pg80"))
 			if err != nil {
 				return ""
 			}
@@ -83,10 +56,10 @@ func readIdentity(root, dev string) identity {
 			return s
 		},
 		// No serial number: the world-wide id still names exactly one drive.
-		func() string { return readAttr(filepath.Join(devDir, "wwid")) },
-		func() string { return readAttr(filepath.Join(dir, "wwid")) },
+		func() string { return sysfs.String(filepath.Join(devDir, "wwid")) },
+		func() string { return sysfs.String(filepath.Join(dir, "wwid")) },
 	)
-	id.pciAddress = pciAddressOf(root, devDir)
+	id.pciAddress = sysfs.PCIAddressOf(root, devDir)
 	return id
 }
 
@@ -94,27 +67,6 @@ func firstNonEmpty(fns ...func() string) string {
 	for _, fn := range fns {
 		if s := fn(); s != "" {
 			return s
-		}
-	}
-	return ""
-}
-
-// pciAddressOf resolves a sysfs device link and returns the PCI function
-// closest to the device on its path (the controller a disk hangs off), or ""
-// when the path has none (virtual devices) or leaves root.
-func pciAddressOf(root, link string) string {
-	resolved, err := filepath.EvalSymlinks(link)
-	if err != nil {
-		return ""
-	}
-	rel, err := filepath.Rel(root, resolved)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return ""
-	}
-	parts := strings.Split(filepath.ToSlash(rel), "/")
-	for i := len(parts) - 1; i >= 0; i-- {
-		if pciAddrRe.MatchString(parts[i]) {
-			return parts[i]
 		}
 	}
 	return ""

@@ -19,22 +19,22 @@
 package edac
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hwheal/hwheal/agent/source"
+	"github.com/hwheal/hwheal/agent/source/periodic"
+	"github.com/hwheal/hwheal/pkg/sysfs"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
 
@@ -77,21 +77,12 @@ type Config struct {
 }
 
 // Validate reports a configuration the source cannot run with.
-func (c Config) Validate() error {
-	if c.Interval < 0 {
-		return fmt.Errorf("edac: Interval %v is negative", c.Interval)
-	}
-	return nil
-}
+func (c Config) Validate() error { return periodic.ValidateInterval(Name, c.Interval) }
 
 // Source reads EDAC counters periodically. It implements source.Source.
 type Source struct {
-	root     string
-	interval time.Duration
-	log      *slog.Logger
-	invalid  error
-
-	errs atomic.Uint64
+	root string
+	loop *periodic.Runner
 }
 
 var _ source.Source = (*Source)(nil)
@@ -99,22 +90,13 @@ var _ source.Source = (*Source)(nil)
 // New returns a source for cfg with defaults filled in. An invalid cfg is
 // reported by Run.
 func New(cfg Config) *Source {
-	s := &Source{
-		root:     cfg.Root,
-		interval: cfg.Interval,
-		log:      cfg.Logger,
-		invalid:  cfg.Validate(),
-	}
-	if s.root == "" {
-		s.root = "/"
-	}
-	if s.interval == 0 {
-		s.interval = DefaultInterval
-	}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
-	s.log = s.log.With("source", Name)
+	s := &Source{root: cmp.Or(cfg.Root, "/")}
+	s.loop = periodic.New(periodic.Loop{
+		Name: Name, Interval: cfg.Interval, Default: DefaultInterval, Logger: cfg.Logger,
+		Read:   s.Read,
+		Absent: periodic.Message{Msg: "EDAC memory controllers not available, source stopped", Attrs: []any{"path", s.Dir()}},
+		Failed: periodic.Message{Msg: "read EDAC counters", Attrs: []any{"path", s.Dir()}},
+	})
 	return s
 }
 
@@ -123,7 +105,7 @@ func (s *Source) Name() string { return Name }
 
 // Errors is the number of readings that failed or were partly malformed
 // since the source started.
-func (s *Source) Errors() uint64 { return s.errs.Load() }
+func (s *Source) Errors() uint64 { return s.loop.Errors() }
 
 // Dir is the directory of memory controllers the source reads.
 func (s *Source) Dir() string {
@@ -134,34 +116,7 @@ func (s *Source) Dir() string {
 // without EDAC memory controllers is logged once and Run returns nil; a
 // reading that fails is logged, counted, and the next tick tries again.
 func (s *Source) Run(ctx context.Context, sink source.Sink) error {
-	if s.invalid != nil {
-		return s.invalid
-	}
-	ticker := time.NewTicker(s.interval)
-	defer ticker.Stop()
-	for first := true; ; first = false {
-		if ctx.Err() != nil {
-			return nil
-		}
-		obs, err := s.Read(ctx)
-		for _, o := range obs {
-			sink.Observe(o)
-		}
-		switch {
-		case err == nil:
-		case first && errors.Is(err, fs.ErrNotExist) && len(obs) == 0:
-			s.log.Info("EDAC memory controllers not available, source stopped", "path", s.Dir())
-			return nil
-		default:
-			s.errs.Add(1)
-			s.log.Error("read EDAC counters", "path", s.Dir(), "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-ticker.C:
-		}
-	}
+	return s.loop.Run(ctx, sink)
 }
 
 // Read takes one reading: for every memory controller in number order, an
@@ -464,27 +419,8 @@ func listIndexed(dir, prefix string) ([]string, error) {
 	return out, nil
 }
 
-// readAttr reads a sysfs attribute. ok is false when the kernel has no value
-// to give: the file is absent, or the driver refuses the read.
-func readAttr(path string) (b []byte, ok bool, err error) {
-	f, err := os.Open(path)
-	if err == nil {
-		b, err = io.ReadAll(io.LimitReader(f, maxAttr))
-		f.Close()
-	}
-	switch {
-	case err == nil:
-		return b, true, nil
-	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.EINVAL),
-		errors.Is(err, syscall.ENODATA), errors.Is(err, syscall.EOPNOTSUPP):
-		return nil, false, nil
-	default:
-		return nil, false, fmt.Errorf("read %s: %w", path, err)
-	}
-}
-
 func readCount(path string) (value, error) {
-	b, ok, err := readAttr(path)
+	b, ok, err := sysfs.Attr(path)
 	if err != nil {
 		return value{state: bad}, err
 	}
@@ -499,7 +435,7 @@ func readCount(path string) (value, error) {
 }
 
 func readLabel(path string) (string, error) {
-	b, ok, err := readAttr(path)
+	b, ok, err := sysfs.Attr(path)
 	if err != nil || !ok {
 		return "", err
 	}

@@ -2,9 +2,9 @@ package edac
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
+	"github.com/hwheal/hwheal/agent/source/sourcetest"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -13,95 +13,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode"
 
 	"go.uber.org/goleak"
 
-	"github.com/hwheal/hwheal/pkg/kernlog"
 	"github.com/hwheal/hwheal/pkg/ttar/ttartest"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// fakeSink records what a source hands over.
-type fakeSink struct {
-	mu  sync.Mutex
-	obs []*hwhealv1.Observation
-}
-
-func (f *fakeSink) Observe(o *hwhealv1.Observation) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.obs = append(f.obs, o)
-}
-
-func (f *fakeSink) Log(kernlog.Record) {}
-
-func (f *fakeSink) snapshot() []*hwhealv1.Observation {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.obs)
-}
-
-// logBuffer is a slog handler target that tests can read while Run writes.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func newLogger(w *logBuffer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-func sampleMap(o *hwhealv1.Observation) map[string]float64 {
-	m := map[string]float64{}
-	for _, s := range o.GetSamples() {
-		m[s.GetName()] = s.GetValue()
-	}
-	return m
-}
-
-func byName(obs []*hwhealv1.Observation) map[string]*hwhealv1.Observation {
-	m := map[string]*hwhealv1.Observation{}
-	for _, o := range obs {
-		m[o.GetPart().GetName()] = o
-	}
-	return m
-}
-
-func names(obs []*hwhealv1.Observation) []string {
-	var out []string
-	for _, o := range obs {
-		out = append(out, o.GetPart().GetName())
-	}
-	return out
-}
-
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // nodeExporterRoot unpacks node_exporter's EDAC fixture: mc0, csrow layout.
 func nodeExporterRoot(t *testing.T) string {
@@ -232,7 +154,7 @@ func TestNodeExporterFixture(t *testing.T) {
 		"mc0csrow0channel0", "mc0csrow0channel1",
 		"mc0csrow1channel0", "mc0csrow1channel1",
 		"mc0csrow2channel0", "mc0csrow2channel1"}
-	if got := names(obs); !slices.Equal(got, wantNames) {
+	if got := sourcetest.Names(obs); !slices.Equal(got, wantNames) {
 		t.Fatalf("observations = %q, want %q", got, wantNames)
 	}
 	for _, o := range obs {
@@ -248,7 +170,7 @@ func TestNodeExporterFixture(t *testing.T) {
 		dimms[neLabel(n)] = o
 		rowOf[neLabel(n)] = regexp.MustCompile(`csrow(\d+)`).FindStringSubmatch(n)[1]
 	}
-	mc := sampleMap(obs[0])
+	mc := sourcetest.SampleMap(obs[0])
 
 	f, err := os.Open("testdata/e2e-output-edac.txt")
 	if err != nil {
@@ -299,7 +221,7 @@ func TestNodeExporterFixture(t *testing.T) {
 			for label, o := range dimms {
 				if rowOf[label] == row {
 					n++
-					check(label, sampleMap(o), map[bool]string{false: SampleCsrowCECount, true: SampleCsrowUECount}[ue])
+					check(label, sourcetest.SampleMap(o), map[bool]string{false: SampleCsrowCECount, true: SampleCsrowUECount}[ue])
 				}
 			}
 			if n != 2 {
@@ -316,9 +238,9 @@ func TestNodeExporterFixture(t *testing.T) {
 			}
 			if strings.Contains(m[1], "uncorrectable") {
 				ueSeen[labels["dimm_label"]] = true
-				check(labels["dimm_label"], sampleMap(o), SampleUECount)
+				check(labels["dimm_label"], sourcetest.SampleMap(o), SampleUECount)
 			} else {
-				check(labels["dimm_label"], sampleMap(o), SampleCECount)
+				check(labels["dimm_label"], sourcetest.SampleMap(o), SampleCECount)
 			}
 		default:
 			t.Errorf("metric %s not cross-checked", m[1])
@@ -332,7 +254,7 @@ func TestNodeExporterFixture(t *testing.T) {
 	}
 	// csrow2 has no ch*_ue_count: node_exporter reports none, nor do we.
 	for label, o := range dimms {
-		if _, ok := sampleMap(o)[SampleUECount]; ok != ueSeen[label] {
+		if _, ok := sourcetest.SampleMap(o)[SampleUECount]; ok != ueSeen[label] {
 			t.Errorf("%s: ue_count present %v, node_exporter has one: %v", label, ok, ueSeen[label])
 		}
 	}
@@ -361,7 +283,7 @@ func TestDIMMLayout(t *testing.T) {
 		{"mc1/rank4", map[string]float64{SampleCECount: 0, SampleUECount: 0}},
 	}
 	if len(obs) != len(wants) {
-		t.Fatalf("observations = %q", names(obs))
+		t.Fatalf("observations = %q", sourcetest.Names(obs))
 	}
 	for i, w := range wants {
 		t.Run(w.name, func(t *testing.T) {
@@ -369,7 +291,7 @@ func TestDIMMLayout(t *testing.T) {
 			if o.GetPart().GetName() != w.name {
 				t.Fatalf("observation %d is %q", i, o.GetPart().GetName())
 			}
-			if got := sampleMap(o); !mapsEqual(got, w.samples) {
+			if got := sourcetest.SampleMap(o); !mapsEqual(got, w.samples) {
 				t.Errorf("samples = %v, want %v", got, w.samples)
 			}
 		})
@@ -383,12 +305,12 @@ func TestDIMMLayout(t *testing.T) {
 		{"mc0", []string{"CPU_SrcID#0_MC#0_Chan#0_DIMM#0", "CPU_SrcID#0_MC#0_Chan#1_DIMM#0"}},
 		{"mc1", []string{"mc#1csrow#0channel#0", "mc#1csrow#1channel#0", "P0_DIMM_B1", "mc1/rank4"}},
 	} {
-		got := byName(obs)
-		c := sampleMap(got[ctrl.mc])
+		got := sourcetest.ByName(obs)
+		c := sourcetest.SampleMap(got[ctrl.mc])
 		var ce, ue float64
 		for _, d := range ctrl.dimms {
-			ce += sampleMap(got[d])[SampleCECount]
-			ue += sampleMap(got[d])[SampleUECount]
+			ce += sourcetest.SampleMap(got[d])[SampleCECount]
+			ue += sourcetest.SampleMap(got[d])[SampleUECount]
 		}
 		if ce != c[SampleCECount]-c[SampleCENoInfoCount] || ue != c[SampleUECount]-c[SampleUENoInfoCount] {
 			t.Errorf("%s: DIMMs sum to ce %v ue %v, controller says ce %v-%v ue %v-%v", ctrl.mc, ce, ue,
@@ -413,14 +335,14 @@ func TestControllersInNumberOrder(t *testing.T) {
 	root := t.TempDir()
 	mc := filepath.Join(root, "sys/devices/system/edac/mc")
 	for _, n := range []string{"mc10", "mc2", "mc1"} {
-		writeFile(t, filepath.Join(mc, n, "ce_count"), "0\n")
+		sourcetest.WriteFile(t, filepath.Join(mc, n, "ce_count"), "0\n")
 	}
-	writeFile(t, filepath.Join(mc, "power", "async"), "disabled\n") // not a controller
+	sourcetest.WriteFile(t, filepath.Join(mc, "power", "async"), "disabled\n") // not a controller
 	obs, err := New(Config{Root: root}).Read(context.Background())
 	if err != nil {
 		t.Fatalf("Read: %v", err)
 	}
-	if got := names(obs); !slices.Equal(got, []string{"mc1", "mc2", "mc10"}) {
+	if got := sourcetest.Names(obs); !slices.Equal(got, []string{"mc1", "mc2", "mc10"}) {
 		t.Errorf("controllers = %q", got)
 	}
 }
@@ -430,18 +352,18 @@ func TestControllersInNumberOrder(t *testing.T) {
 func TestCsrowWithoutChannels(t *testing.T) {
 	root := t.TempDir()
 	mc := filepath.Join(root, "sys/devices/system/edac/mc/mc0")
-	writeFile(t, filepath.Join(mc, "ce_count"), "3\n")
-	writeFile(t, filepath.Join(mc, "csrow0/ce_count"), "3\n")
-	writeFile(t, filepath.Join(mc, "csrow0/ue_count"), "1\n")
-	writeFile(t, filepath.Join(mc, "csrow1/size_mb"), "8192\n")
+	sourcetest.WriteFile(t, filepath.Join(mc, "ce_count"), "3\n")
+	sourcetest.WriteFile(t, filepath.Join(mc, "csrow0/ce_count"), "3\n")
+	sourcetest.WriteFile(t, filepath.Join(mc, "csrow0/ue_count"), "1\n")
+	sourcetest.WriteFile(t, filepath.Join(mc, "csrow1/size_mb"), "8192\n")
 	obs, err := New(Config{Root: root}).Read(context.Background())
 	if err != nil {
 		t.Fatalf("Read: %v", err)
 	}
-	if got := names(obs); !slices.Equal(got, []string{"mc0", "mc0/csrow0"}) {
+	if got := sourcetest.Names(obs); !slices.Equal(got, []string{"mc0", "mc0/csrow0"}) {
 		t.Fatalf("observations = %q", got)
 	}
-	if s := sampleMap(obs[1]); !mapsEqual(s, map[string]float64{SampleCsrowCECount: 3, SampleCsrowUECount: 1}) {
+	if s := sourcetest.SampleMap(obs[1]); !mapsEqual(s, map[string]float64{SampleCsrowCECount: 3, SampleCsrowUECount: 1}) {
 		t.Errorf("mc0/csrow0 = %v", s)
 	}
 }
@@ -453,12 +375,12 @@ func TestCountersStayCounters(t *testing.T) {
 	src := New(Config{Root: root})
 	ce := filepath.Join(root, "sys/devices/system/edac/mc/mc0/dimm2/dimm_ce_count")
 	for _, v := range []string{"2", "9", "9", "4"} { // 4: someone wrote reset_counters
-		writeFile(t, ce, v+"\n")
+		sourcetest.WriteFile(t, ce, v+"\n")
 		obs, err := src.Read(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := sampleMap(byName(obs)["CPU_SrcID#0_MC#0_Chan#1_DIMM#0"])[SampleCECount]
+		got := sourcetest.SampleMap(sourcetest.ByName(obs)["CPU_SrcID#0_MC#0_Chan#1_DIMM#0"])[SampleCECount]
 		if strconv.FormatFloat(got, 'f', -1, 64) != v {
 			t.Errorf("ce_count = %v after the kernel says %s", got, v)
 		}
@@ -478,18 +400,18 @@ func TestMalformedFiles(t *testing.T) {
 			name: "non-numeric dimm_ce_count",
 			root: dimmLayoutRoot,
 			modify: func(t *testing.T, root string) {
-				writeFile(t, filepath.Join(root, mc, "mc0/dimm0/dimm_ce_count"), "five\n")
+				sourcetest.WriteFile(t, filepath.Join(root, mc, "mc0/dimm0/dimm_ce_count"), "five\n")
 			},
 			wantErr: []string{mc + "/mc0/dimm0/dimm_ce_count", `parsing "five"`},
 			check: func(t *testing.T, got map[string]*hwhealv1.Observation, n int) {
-				bad := sampleMap(got["CPU_SrcID#0_MC#0_Chan#0_DIMM#0"])
+				bad := sourcetest.SampleMap(got["CPU_SrcID#0_MC#0_Chan#0_DIMM#0"])
 				if _, ok := bad[SampleCECount]; ok {
 					t.Error("malformed ce_count still reported")
 				}
 				if v, ok := bad[SampleUECount]; !ok || v != 0 {
 					t.Errorf("the DIMM's ue_count was lost: %v", bad)
 				}
-				if s := sampleMap(got["CPU_SrcID#0_MC#0_Chan#1_DIMM#0"]); s[SampleCECount] != 2 || s[SampleUECount] != 1 {
+				if s := sourcetest.SampleMap(got["CPU_SrcID#0_MC#0_Chan#1_DIMM#0"]); s[SampleCECount] != 2 || s[SampleUECount] != 1 {
 					t.Errorf("the other DIMM was hurt: %v", s)
 				}
 				if n != 8 {
@@ -501,18 +423,18 @@ func TestMalformedFiles(t *testing.T) {
 			name: "one bad rank spoils only its module's sum",
 			root: dimmLayoutRoot,
 			modify: func(t *testing.T, root string) {
-				writeFile(t, filepath.Join(root, mc, "mc1/rank3/dimm_ce_count"), "-4\n")
+				sourcetest.WriteFile(t, filepath.Join(root, mc, "mc1/rank3/dimm_ce_count"), "-4\n")
 			},
 			wantErr: []string{mc + "/mc1/rank3/dimm_ce_count"},
 			check: func(t *testing.T, got map[string]*hwhealv1.Observation, n int) {
-				s := sampleMap(got["P0_DIMM_B1"])
+				s := sourcetest.SampleMap(got["P0_DIMM_B1"])
 				if _, ok := s[SampleCECount]; ok {
 					t.Errorf("P0_DIMM_B1 reports ce_count %v from half its ranks", s[SampleCECount])
 				}
 				if _, ok := s[SampleUECount]; !ok {
 					t.Error("P0_DIMM_B1 lost its ue_count")
 				}
-				if sampleMap(got["mc#1csrow#0channel#0"])[SampleCECount] != 3 {
+				if sourcetest.SampleMap(got["mc#1csrow#0channel#0"])[SampleCECount] != 3 {
 					t.Error("the next DIMM was hurt")
 				}
 			},
@@ -521,11 +443,11 @@ func TestMalformedFiles(t *testing.T) {
 			name: "non-numeric controller ce_count",
 			root: nodeExporterRoot,
 			modify: func(t *testing.T, root string) {
-				writeFile(t, filepath.Join(root, mc, "mc0/ce_count"), "1 2\n")
+				sourcetest.WriteFile(t, filepath.Join(root, mc, "mc0/ce_count"), "1 2\n")
 			},
 			wantErr: []string{mc + "/mc0/ce_count"},
 			check: func(t *testing.T, got map[string]*hwhealv1.Observation, n int) {
-				s := sampleMap(got["mc0"])
+				s := sourcetest.SampleMap(got["mc0"])
 				if _, ok := s[SampleCECount]; ok || s[SampleUECount] != 5 {
 					t.Errorf("mc0 = %v", s)
 				}
@@ -538,15 +460,15 @@ func TestMalformedFiles(t *testing.T) {
 			name: "non-numeric channel counter",
 			root: nodeExporterRoot,
 			modify: func(t *testing.T, root string) {
-				writeFile(t, filepath.Join(root, mc, "mc0/csrow1/ch1_ce_count"), "zero\n")
+				sourcetest.WriteFile(t, filepath.Join(root, mc, "mc0/csrow1/ch1_ce_count"), "zero\n")
 			},
 			wantErr: []string{mc + "/mc0/csrow1/ch1_ce_count"},
 			check: func(t *testing.T, got map[string]*hwhealv1.Observation, n int) {
-				s := sampleMap(got["mc0csrow1channel1"])
+				s := sourcetest.SampleMap(got["mc0csrow1channel1"])
 				if _, ok := s[SampleCECount]; ok || s[SampleUECount] != 2 || s[SampleCsrowUECount] != 4 {
 					t.Errorf("mc0csrow1channel1 = %v", s)
 				}
-				if sampleMap(got["mc0csrow1channel0"])[SampleUECount] != 2 {
+				if sourcetest.SampleMap(got["mc0csrow1channel0"])[SampleUECount] != 2 {
 					t.Error("its neighbour was hurt")
 				}
 			},
@@ -555,14 +477,14 @@ func TestMalformedFiles(t *testing.T) {
 			name: "bad csrow total reaches only that row",
 			root: nodeExporterRoot,
 			modify: func(t *testing.T, root string) {
-				writeFile(t, filepath.Join(root, mc, "mc0/csrow0/ue_count"), "\n")
+				sourcetest.WriteFile(t, filepath.Join(root, mc, "mc0/csrow0/ue_count"), "\n")
 			},
 			wantErr: []string{mc + "/mc0/csrow0/ue_count", "empty counter"},
 			check: func(t *testing.T, got map[string]*hwhealv1.Observation, n int) {
-				if _, ok := sampleMap(got["mc0csrow0channel0"])[SampleCsrowUECount]; ok {
+				if _, ok := sourcetest.SampleMap(got["mc0csrow0channel0"])[SampleCsrowUECount]; ok {
 					t.Error("row 0 still has a csrow_ue_count")
 				}
-				if sampleMap(got["mc0csrow1channel0"])[SampleCsrowUECount] != 4 {
+				if sourcetest.SampleMap(got["mc0csrow1channel0"])[SampleCsrowUECount] != 4 {
 					t.Error("row 1 was hurt")
 				}
 			},
@@ -581,7 +503,7 @@ func TestMalformedFiles(t *testing.T) {
 			},
 			wantErr: []string{mc + "/mc0/dimm2/dimm_label"},
 			check: func(t *testing.T, got map[string]*hwhealv1.Observation, n int) {
-				s := sampleMap(got["mc0/dimm2"])
+				s := sourcetest.SampleMap(got["mc0/dimm2"])
 				if s[SampleCECount] != 2 || s[SampleUECount] != 1 {
 					t.Errorf("mc0/dimm2 = %v, want its counts under its place name", s)
 				}
@@ -604,7 +526,7 @@ func TestMalformedFiles(t *testing.T) {
 			if errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("a malformed file reads as an absent interface: %v", err)
 			}
-			tc.check(t, byName(obs), len(obs))
+			tc.check(t, sourcetest.ByName(obs), len(obs))
 		})
 	}
 }
@@ -654,129 +576,14 @@ func TestReadThisHost(t *testing.T) {
 			t.Fatal(err)
 		}
 		want, _ := strconv.ParseFloat(strings.TrimSpace(string(b)), 64)
-		if got := sampleMap(o)[SampleCECount]; got > want {
+		if got := sourcetest.SampleMap(o)[SampleCECount]; got > want {
 			t.Errorf("%s: ce_count %v, sysfs now says %v", name, got, want)
 		}
 	}
 	if n != len(ctrls) {
 		t.Errorf("%d controllers observed, sysfs lists %d", n, len(ctrls))
 	}
-	t.Logf("%d observations: %q", len(obs), names(obs))
-}
-
-func TestRunEmitsUntilCancelled(t *testing.T) {
-	src := New(Config{Root: nodeExporterRoot(t), Interval: 5 * time.Millisecond})
-	sink := &fakeSink{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, sink) }()
-
-	deadline := time.Now().Add(5 * time.Second)
-	for len(sink.snapshot()) < 21 { // three readings of mc0 and six DIMMs
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d observations after 5s", len(sink.snapshot()))
-		}
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run returned %v on cancel, want nil", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Run did not return after cancel")
-	}
-	n := len(sink.snapshot())
-	time.Sleep(20 * time.Millisecond)
-	if len(sink.snapshot()) != n {
-		t.Error("observations kept coming after Run returned")
-	}
-	obs := sink.snapshot()
-	if obs[0].GetPart().GetName() != "mc0" || obs[7].GetPart().GetName() != "mc0" {
-		t.Errorf("readings do not start with the controller: %s, %s", obs[0].GetPart().GetName(), obs[7].GetPart().GetName())
-	}
-	if obs[7].GetTime().AsTime().Before(obs[0].GetTime().AsTime()) {
-		t.Error("readings go back in time")
-	}
-	if src.Errors() != 0 {
-		t.Errorf("Errors() = %d", src.Errors())
-	}
-}
-
-func TestRunReadsImmediately(t *testing.T) {
-	sink := &fakeSink{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- New(Config{Root: nodeExporterRoot(t)}).Run(ctx, sink) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for len(sink.snapshot()) < 7 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if len(sink.snapshot()) != 7 {
-		t.Errorf("%d observations, want the one immediate reading of 7", len(sink.snapshot()))
-	}
-}
-
-func TestRunWithoutEDAC(t *testing.T) {
-	var logs logBuffer
-	src := New(Config{Root: t.TempDir(), Interval: time.Millisecond, Logger: newLogger(&logs)})
-	done := make(chan error, 1)
-	go func() { done <- src.Run(context.Background(), &fakeSink{}) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run = %v, want nil for an absent interface", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Run kept running without EDAC")
-	}
-	if n := strings.Count(logs.String(), "EDAC memory controllers not available"); n != 1 {
-		t.Errorf("logged absence %d times, want once:\n%s", n, logs.String())
-	}
-	if src.Errors() != 0 {
-		t.Errorf("absence counted as %d errors", src.Errors())
-	}
-}
-
-func TestRunMalformedFile(t *testing.T) {
-	root := nodeExporterRoot(t)
-	bad := filepath.Join(root, "sys/devices/system/edac/mc/mc0/csrow2/ch0_ce_count")
-	writeFile(t, bad, "many\n")
-	var logs logBuffer
-	src := New(Config{Root: root, Interval: 2 * time.Millisecond, Logger: newLogger(&logs)})
-	sink := &fakeSink{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, sink) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for src.Errors() < 2 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run = %v, want nil: a bad tick is not fatal", err)
-	}
-	if src.Errors() < 2 {
-		t.Fatalf("Errors() = %d, want every bad tick counted", src.Errors())
-	}
-	if out := logs.String(); !strings.Contains(out, "level=ERROR") || !strings.Contains(out, bad) {
-		t.Errorf("log does not name the file:\n%s", out)
-	}
-	if len(sink.snapshot()) < 14 {
-		t.Error("the good DIMMs were not observed")
-	}
-}
-
-func TestConfigValidate(t *testing.T) {
-	err := New(Config{Interval: -time.Second}).Run(context.Background(), &fakeSink{})
-	if err == nil || !strings.Contains(err.Error(), "Interval") {
-		t.Errorf("Run with a negative interval = %v", err)
-	}
+	t.Logf("%d observations: %q", len(obs), sourcetest.Names(obs))
 }
 
 func TestReadCancelled(t *testing.T) {
@@ -785,6 +592,24 @@ func TestReadCancelled(t *testing.T) {
 	if _, err := New(Config{Root: nodeExporterRoot(t)}).Read(ctx); !errors.Is(err, context.Canceled) {
 		t.Errorf("Read on a cancelled context = %v", err)
 	}
+}
+
+func TestRunLoop(t *testing.T) {
+	sourcetest.RunLoop(t, sourcetest.Fixture{
+		New: func(root string, interval time.Duration, logger *slog.Logger) sourcetest.Periodic {
+			return New(Config{Root: root, Interval: interval, Logger: logger})
+		},
+		Good:       nodeExporterRoot,
+		PerReading: 7, // mc0 and six DIMMs
+		AbsentLog:  "EDAC memory controllers not available",
+		Malformed: func(t *testing.T) (string, []string) {
+			root := nodeExporterRoot(t)
+			bad := filepath.Join(root, "sys/devices/system/edac/mc/mc0/csrow2/ch0_ce_count")
+			sourcetest.WriteFile(t, bad, "many\n")
+			return root, []string{bad}
+		},
+		MalformedMin: 14,
+	})
 }
 
 func FuzzParseCount(f *testing.F) {

@@ -8,9 +8,6 @@ import (
 	"unicode"
 )
 
-// maxAttr bounds a sysfs attribute read: attributes are at most a page.
-const maxAttr = 4096
-
 // ParseCount parses an EDAC counter attribute ("12\n"). The kernel prints
 // these as unsigned decimal numbers; anything else (a sign, hex, a second
 // field) is reported rather than guessed at.

@@ -10,25 +10,25 @@
 package hwmon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hwheal/hwheal/agent/source"
+	"github.com/hwheal/hwheal/agent/source/periodic"
+	"github.com/hwheal/hwheal/pkg/sysfs"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
 
@@ -80,21 +80,12 @@ type Config struct {
 }
 
 // Validate reports a configuration the source cannot run with.
-func (c Config) Validate() error {
-	if c.Interval < 0 {
-		return fmt.Errorf("hwmon: Interval %v is negative", c.Interval)
-	}
-	return nil
-}
+func (c Config) Validate() error { return periodic.ValidateInterval(Name, c.Interval) }
 
 // Source reads temperatures periodically. It implements source.Source.
 type Source struct {
-	root     string
-	interval time.Duration
-	log      *slog.Logger
-	invalid  error
-
-	errs atomic.Uint64
+	root string
+	loop *periodic.Runner
 }
 
 var _ source.Source = (*Source)(nil)
@@ -102,22 +93,14 @@ var _ source.Source = (*Source)(nil)
 // New returns a source for cfg with defaults filled in. An invalid cfg is
 // reported by Run.
 func New(cfg Config) *Source {
-	s := &Source{
-		root:     cfg.Root,
-		interval: cfg.Interval,
-		log:      cfg.Logger,
-		invalid:  cfg.Validate(),
-	}
-	if s.root == "" {
-		s.root = "/"
-	}
-	if s.interval == 0 {
-		s.interval = DefaultInterval
-	}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
-	s.log = s.log.With("source", Name)
+	s := &Source{root: cmp.Or(cfg.Root, "/")}
+	s.loop = periodic.New(periodic.Loop{
+		Name: Name, Interval: cfg.Interval, Default: DefaultInterval, Logger: cfg.Logger,
+		Read: s.Read,
+		Absent: periodic.Message{Msg: "no temperature sensors, source stopped",
+			Attrs: []any{"class_hwmon", s.classHwmon(), "class_thermal", s.classThermal()}},
+		Failed: periodic.Message{Msg: "read temperatures"},
+	})
 	return s
 }
 
@@ -126,7 +109,7 @@ func (s *Source) Name() string { return Name }
 
 // Errors is the number of readings that failed or were partly malformed
 // since the source started.
-func (s *Source) Errors() uint64 { return s.errs.Load() }
+func (s *Source) Errors() uint64 { return s.loop.Errors() }
 
 func (s *Source) classHwmon() string   { return filepath.Join(s.root, "sys", "class", "hwmon") }
 func (s *Source) classThermal() string { return filepath.Join(s.root, "sys", "class", "thermal") }
@@ -136,35 +119,7 @@ func (s *Source) classThermal() string { return filepath.Join(s.root, "sys", "cl
 // Run returns nil; a reading that fails is logged, counted, and the next
 // tick tries again.
 func (s *Source) Run(ctx context.Context, sink source.Sink) error {
-	if s.invalid != nil {
-		return s.invalid
-	}
-	ticker := time.NewTicker(s.interval)
-	defer ticker.Stop()
-	for first := true; ; first = false {
-		if ctx.Err() != nil {
-			return nil
-		}
-		obs, err := s.Read(ctx)
-		for _, o := range obs {
-			sink.Observe(o)
-		}
-		switch {
-		case err == nil:
-		case first && errors.Is(err, fs.ErrNotExist) && len(obs) == 0:
-			s.log.Info("no temperature sensors, source stopped",
-				"class_hwmon", s.classHwmon(), "class_thermal", s.classThermal())
-			return nil
-		default:
-			s.errs.Add(1)
-			s.log.Error("read temperatures", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-ticker.C:
-		}
-	}
+	return s.loop.Run(ctx, sink)
 }
 
 // Read takes one reading: an observation for every hwmon chip with a
@@ -232,12 +187,12 @@ type sensor struct {
 // readChip reads one hwmon chip; it returns nil for a chip without
 // temperature sensors.
 func readChip(root, link, entry string) (*hwhealv1.Observation, error) {
-	dir, err := resolve(root, link)
+	dir, err := sysfs.Resolve(root, link)
 	if err != nil || dir == "" {
 		return nil, err
 	}
 	var errs []error
-	devDir, _ := resolve(root, filepath.Join(dir, "device"))
+	devDir, _ := sysfs.Resolve(root, filepath.Join(dir, "device"))
 
 	// Sensors live in the hwmon directory; before 3.x kernels, and with a
 	// few drivers still, in the device's directory.
@@ -278,7 +233,7 @@ func readChip(root, link, entry string) (*hwhealv1.Observation, error) {
 		// Two chips of one driver (a coretemp per socket, an nvme per
 		// drive) are told apart by their device.
 		part.Name += "/" + filepath.Base(devDir)
-		part.PciAddress = pciAddress(root, devDir)
+		part.PciAddress = sysfs.PCIAddressIn(root, devDir)
 	}
 
 	for i := range sensors {
@@ -421,7 +376,7 @@ var tripNames = map[string]struct{ threshold, over string }{
 // readZone reads one thermal zone; it returns nil when it has nothing to
 // report.
 func readZone(root, link, entry string) (*hwhealv1.Observation, error) {
-	dir, err := resolve(root, link)
+	dir, err := sysfs.Resolve(root, link)
 	if err != nil || dir == "" {
 		return nil, err
 	}
@@ -565,66 +520,9 @@ func listIndexed(dir, prefix string) ([]string, error) {
 	return out, nil
 }
 
-// resolve follows link and returns the directory it names, "" when it is
-// gone (a device removed since the listing). A link that leaves root is an
-// error: a fixture tree must never read the host's devices.
-func resolve(root, link string) (string, error) {
-	path, err := filepath.EvalSymlinks(link)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return "", nil
-	case err != nil:
-		return "", fmt.Errorf("resolve %s: %w", link, err)
-	case !inside(root, path):
-		return "", fmt.Errorf("%s points outside %s, to %s", link, root, path)
-	}
-	return path, nil
-}
-
-func inside(root, path string) bool {
-	rel, err := filepath.Rel(root, path)
-	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
-}
-
-// pciAddrRe matches a PCI function address as sysfs names device
-// directories ("0000:03:00.0").
-var pciAddrRe = regexp.MustCompile(`^[0-9a-f]{4,8}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$`)
-
-// pciAddress returns the PCI function closest to dev on its sysfs path
-// below root (an NVMe drive's controller, a NIC), or "" for platform
-// devices.
-func pciAddress(root, dev string) string {
-	rel, err := filepath.Rel(root, dev)
-	if err != nil {
-		return ""
-	}
-	parts := strings.Split(filepath.ToSlash(rel), "/")
-	for i := len(parts) - 1; i >= 0; i-- {
-		if pciAddrRe.MatchString(parts[i]) {
-			return parts[i]
-		}
-	}
-	return ""
-}
-
 // readAttr reads a sysfs attribute. ok is false when the kernel has no value
 // to give: the file is absent, or the driver refuses the read, as drivers
 // do for sensors that are asleep, powered down or not yet sampled.
 func readAttr(path string) (b []byte, ok bool, err error) {
-	f, err := os.Open(path)
-	if err == nil {
-		b, err = io.ReadAll(io.LimitReader(f, maxAttr))
-		f.Close()
-	}
-	switch {
-	case err == nil:
-		return b, true, nil
-	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.EINVAL),
-		errors.Is(err, syscall.ENODATA), errors.Is(err, syscall.EOPNOTSUPP),
-		errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EIO),
-		errors.Is(err, syscall.ENXIO), errors.Is(err, syscall.ENODEV):
-		return nil, false, nil
-	default:
-		return nil, false, fmt.Errorf("read %s: %w", path, err)
-	}
+	return sysfs.Attr(path, syscall.EAGAIN, syscall.EIO, syscall.ENXIO, syscall.ENODEV)
 }

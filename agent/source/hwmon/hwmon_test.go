@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/hwheal/hwheal/agent/source/sourcetest"
 	"io/fs"
 	"log/slog"
 	"maps"
@@ -15,95 +16,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/procfs/sysfs"
 	"go.uber.org/goleak"
 
-	"github.com/hwheal/hwheal/pkg/kernlog"
 	"github.com/hwheal/hwheal/pkg/ttar/ttartest"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// fakeSink records what a source hands over.
-type fakeSink struct {
-	mu  sync.Mutex
-	obs []*hwhealv1.Observation
-}
-
-func (f *fakeSink) Observe(o *hwhealv1.Observation) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.obs = append(f.obs, o)
-}
-
-func (f *fakeSink) Log(kernlog.Record) {}
-
-func (f *fakeSink) snapshot() []*hwhealv1.Observation {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.obs)
-}
-
-// logBuffer is a slog handler target that tests can read while Run writes.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func newLogger(w *logBuffer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-func sampleMap(o *hwhealv1.Observation) map[string]float64 {
-	m := map[string]float64{}
-	for _, s := range o.GetSamples() {
-		m[s.GetName()] = s.GetValue()
-	}
-	return m
-}
-
-func byName(obs []*hwhealv1.Observation) map[string]*hwhealv1.Observation {
-	m := map[string]*hwhealv1.Observation{}
-	for _, o := range obs {
-		m[o.GetPart().GetName()] = o
-	}
-	return m
-}
-
-func names(obs []*hwhealv1.Observation) []string {
-	var out []string
-	for _, o := range obs {
-		out = append(out, o.GetPart().GetName())
-	}
-	return out
-}
-
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func symlink(t *testing.T, target, link string) {
 	t.Helper()
@@ -132,7 +55,7 @@ func chip(t *testing.T, root, devPath string, n int, attrs map[string]string) {
 	hw := "hwmon" + strconv.Itoa(n)
 	dir := filepath.Join(root, "sys/devices", devPath, "hwmon", hw)
 	for name, v := range attrs {
-		writeFile(t, filepath.Join(dir, name), v)
+		sourcetest.WriteFile(t, filepath.Join(dir, name), v)
 	}
 	symlink(t, "../..", filepath.Join(dir, "device"))
 	symlink(t, "../../devices/"+devPath+"/hwmon/"+hw, filepath.Join(root, "sys/class/hwmon", hw))
@@ -143,7 +66,7 @@ func zone(t *testing.T, root string, n int, attrs map[string]string) {
 	t.Helper()
 	z := "thermal_zone" + strconv.Itoa(n)
 	for name, v := range attrs {
-		writeFile(t, filepath.Join(root, "sys/devices/virtual/thermal", z, name), v)
+		sourcetest.WriteFile(t, filepath.Join(root, "sys/devices/virtual/thermal", z, name), v)
 	}
 	symlink(t, "../../devices/virtual/thermal/"+z, filepath.Join(root, "sys/class/thermal", z))
 }
@@ -255,7 +178,7 @@ func TestNodeExporterFixture(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Read: %v", err)
 	}
-	got := byName(obs)
+	got := sourcetest.ByName(obs)
 	// node_exporter names a chip by its device path; we name it by driver
 	// and device. The chips without temperature sensors (applesmc, asus,
 	// nct6779 here) have no observation.
@@ -346,7 +269,7 @@ func TestNodeExporterFixture(t *testing.T) {
 		case "node_thermal_zone_temp":
 			checked++
 			z := got["thermal:"+l.labels["type"]+"/thermal_zone"+l.labels["zone"]]
-			if g := sampleMap(z)[SampleZoneTemp]; g != l.value {
+			if g := sourcetest.SampleMap(z)[SampleZoneTemp]; g != l.value {
 				t.Errorf("zone %s temp = %v, node_exporter says %v", l.labels["zone"], g, l.value)
 			}
 			continue
@@ -359,7 +282,7 @@ func TestNodeExporterFixture(t *testing.T) {
 			t.Errorf("no observation of chip %s", chip)
 			continue
 		}
-		if g, ok := sampleMap(o)[sample]; !ok || g != l.value {
+		if g, ok := sourcetest.SampleMap(o)[sample]; !ok || g != l.value {
 			t.Errorf("%s %s = %v (present %v), node_exporter says %v", part[chip], sample, g, ok, l.value)
 		}
 	}
@@ -377,8 +300,8 @@ func TestProcfsFixture(t *testing.T) {
 		t.Fatalf("Read: %v", err)
 	}
 	want := []string{"hwmon:nvme/nvme0", "thermal:bcm2835_thermal/thermal_zone0", "thermal:acpitz/thermal_zone1"}
-	if !slices.Equal(names(obs), want) {
-		t.Fatalf("parts = %q, want %q", names(obs), want)
+	if !slices.Equal(sourcetest.Names(obs), want) {
+		t.Fatalf("parts = %q, want %q", sourcetest.Names(obs), want)
 	}
 	nvme := obs[0]
 	if p := nvme.GetPart(); p.GetPciAddress() != "0000:01:00.0" || p.GetKind() != hwhealv1.PartKind_PART_KIND_NODE {
@@ -390,7 +313,7 @@ func TestProcfsFixture(t *testing.T) {
 		// Sensors 1, 2 and 8 have max 65261.85 °C, NVMe's "no threshold".
 		"sensor_1_celsius": 43.85, "sensor_2_celsius": 45.85, "sensor_8_celsius": 43.85,
 	}
-	if s := sampleMap(nvme); !maps.Equal(s, wantNVMe) {
+	if s := sourcetest.SampleMap(nvme); !maps.Equal(s, wantNVMe) {
 		t.Errorf("nvme samples = %v\nwant %v", s, wantNVMe)
 	}
 
@@ -405,14 +328,14 @@ func TestProcfsFixture(t *testing.T) {
 	if len(zones) != 2 {
 		t.Fatalf("procfs sees %d zones", len(zones))
 	}
-	got := byName(obs)
+	got := sourcetest.ByName(obs)
 	for _, z := range zones {
 		o := got["thermal:"+z.Type+"/thermal_zone"+z.Name]
 		if o == nil {
 			t.Errorf("no observation of zone %s (%s)", z.Name, z.Type)
 			continue
 		}
-		if s := sampleMap(o); len(s) != 1 || s[SampleZoneTemp] != float64(z.Temp)/1000 {
+		if s := sourcetest.SampleMap(o); len(s) != 1 || s[SampleZoneTemp] != float64(z.Temp)/1000 {
 			t.Errorf("zone %s = %v, procfs says %d m°C", z.Name, s, z.Temp)
 		}
 	}
@@ -437,21 +360,21 @@ func TestTripPoints(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Read: %v", err)
 	}
-	got := byName(obs)
+	got := sourcetest.ByName(obs)
 	if len(obs) != 2 {
-		t.Fatalf("zones = %q", names(obs))
+		t.Fatalf("zones = %q", sourcetest.Names(obs))
 	}
 	pkg := got["thermal:x86_pkg_temp/thermal_zone0"]
 	if pkg.GetPart().GetKind() != hwhealv1.PartKind_PART_KIND_CPU {
 		t.Errorf("x86_pkg_temp kind %v", pkg.GetPart().GetKind())
 	}
-	if s, want := sampleMap(pkg), map[string]float64{
+	if s, want := sourcetest.SampleMap(pkg), map[string]float64{
 		SampleZoneTemp: 96, SampleZonePassiveCelsius: 95, SampleZoneOverPassive: 1,
 		SampleZoneCritCelsius: 105, SampleZoneOverCrit: 0,
 	}; !maps.Equal(s, want) {
 		t.Errorf("x86_pkg_temp = %v, want %v", s, want)
 	}
-	if s, want := sampleMap(got["thermal:acpitz/thermal_zone1"]), map[string]float64{
+	if s, want := sourcetest.SampleMap(got["thermal:acpitz/thermal_zone1"]), map[string]float64{
 		SampleZoneTemp: 55, SampleZoneHotCelsius: 55, SampleZoneOverHot: 1, SampleZoneActiveCelsius: 50,
 	}; !maps.Equal(s, want) {
 		t.Errorf("acpitz = %v, want %v", s, want)
@@ -471,7 +394,7 @@ func TestThresholds(t *testing.T) {
 		t.Fatalf("Read: %v", err)
 	}
 	if len(obs) != 1 {
-		t.Fatalf("parts = %q", names(obs))
+		t.Fatalf("parts = %q", sourcetest.Names(obs))
 	}
 	p := obs[0].GetPart()
 	if p.GetName() != "hwmon:k10temp/0000:00:18.3" || p.GetKind() != hwhealv1.PartKind_PART_KIND_CPU || p.GetPciAddress() != "0000:00:18.3" {
@@ -481,7 +404,7 @@ func TestThresholds(t *testing.T) {
 		"tctl_celsius": 91.5, "tctl_max_celsius": 90, "tctl_over_max": 1, // crit 0: not set
 		"tccd1_celsius": -5, // crit -273.15: not set
 	}
-	if s := sampleMap(obs[0]); !maps.Equal(s, want) {
+	if s := sourcetest.SampleMap(obs[0]); !maps.Equal(s, want) {
 		t.Errorf("samples = %v, want %v", s, want)
 	}
 }
@@ -492,7 +415,7 @@ func TestLegacyLayout(t *testing.T) {
 	root := t.TempDir()
 	dev := filepath.Join(root, "sys/devices/platform/w83627ehf.656")
 	for name, v := range map[string]string{"name": "w83627ehf\n", "temp1_input": "40000\n", "temp1_max": "75000\n", "fan1_input": "1200\n"} {
-		writeFile(t, filepath.Join(dev, name), v)
+		sourcetest.WriteFile(t, filepath.Join(dev, name), v)
 	}
 	symlink(t, "../..", filepath.Join(dev, "hwmon/hwmon0/device"))
 	symlink(t, "../../devices/platform/w83627ehf.656/hwmon/hwmon0", filepath.Join(root, "sys/class/hwmon/hwmon0"))
@@ -501,9 +424,9 @@ func TestLegacyLayout(t *testing.T) {
 		t.Fatalf("Read: %v", err)
 	}
 	if len(obs) != 1 || obs[0].GetPart().GetName() != "hwmon:w83627ehf/w83627ehf.656" {
-		t.Fatalf("parts = %q", names(obs))
+		t.Fatalf("parts = %q", sourcetest.Names(obs))
 	}
-	if s, want := sampleMap(obs[0]), map[string]float64{"temp1_celsius": 40, "temp1_max_celsius": 75, "temp1_over_max": 0}; !maps.Equal(s, want) {
+	if s, want := sourcetest.SampleMap(obs[0]), map[string]float64{"temp1_celsius": 40, "temp1_max_celsius": 75, "temp1_over_max": 0}; !maps.Equal(s, want) {
 		t.Errorf("samples = %v, want %v", s, want)
 	}
 }
@@ -519,7 +442,7 @@ func TestMalformedFiles(t *testing.T) {
 		{
 			name: "non-numeric reading",
 			modify: func(t *testing.T, root string) {
-				writeFile(t, filepath.Join(root, core0, "temp2_input"), "warm\n")
+				sourcetest.WriteFile(t, filepath.Join(root, core0, "temp2_input"), "warm\n")
 			},
 			wantErr: []string{core0 + "/temp2_input", `parsing "warm"`},
 			check: func(t *testing.T, got map[string]map[string]float64, n int) {
@@ -541,7 +464,7 @@ func TestMalformedFiles(t *testing.T) {
 		{
 			name: "non-numeric threshold",
 			modify: func(t *testing.T, root string) {
-				writeFile(t, filepath.Join(root, core0, "temp3_crit"), "100 C\n")
+				sourcetest.WriteFile(t, filepath.Join(root, core0, "temp3_crit"), "100 C\n")
 			},
 			wantErr: []string{core0 + "/temp3_crit"},
 			check: func(t *testing.T, got map[string]map[string]float64, n int) {
@@ -575,7 +498,7 @@ func TestMalformedFiles(t *testing.T) {
 		{
 			name: "malformed zone temperature",
 			modify: func(t *testing.T, root string) {
-				writeFile(t, filepath.Join(root, "sys/devices/virtual/thermal/thermal_zone0/temp"), "12.376\n")
+				sourcetest.WriteFile(t, filepath.Join(root, "sys/devices/virtual/thermal/thermal_zone0/temp"), "12.376\n")
 			},
 			wantErr: []string{"thermal_zone0/temp"},
 			check: func(t *testing.T, got map[string]map[string]float64, n int) {
@@ -591,10 +514,10 @@ func TestMalformedFiles(t *testing.T) {
 			name: "unknown trip type",
 			modify: func(t *testing.T, root string) {
 				z := filepath.Join(root, "sys/devices/virtual/thermal/thermal_zone0")
-				writeFile(t, filepath.Join(z, "trip_point_0_type"), "lukewarm\n")
-				writeFile(t, filepath.Join(z, "trip_point_0_temp"), "50000\n")
-				writeFile(t, filepath.Join(z, "trip_point_1_type"), "critical\n")
-				writeFile(t, filepath.Join(z, "trip_point_1_temp"), "90000\n")
+				sourcetest.WriteFile(t, filepath.Join(z, "trip_point_0_type"), "lukewarm\n")
+				sourcetest.WriteFile(t, filepath.Join(z, "trip_point_0_temp"), "50000\n")
+				sourcetest.WriteFile(t, filepath.Join(z, "trip_point_1_type"), "critical\n")
+				sourcetest.WriteFile(t, filepath.Join(z, "trip_point_1_temp"), "90000\n")
 			},
 			wantErr: []string{"thermal_zone0/trip_point_0_type", `"lukewarm"`},
 			check: func(t *testing.T, got map[string]map[string]float64, n int) {
@@ -635,7 +558,7 @@ func TestMalformedFiles(t *testing.T) {
 			}
 			got := map[string]map[string]float64{}
 			for _, o := range obs {
-				got[o.GetPart().GetName()] = sampleMap(o)
+				got[o.GetPart().GetName()] = sourcetest.SampleMap(o)
 			}
 			tc.check(t, got, len(obs))
 		})
@@ -696,122 +619,25 @@ func TestReadThisHost(t *testing.T) {
 	if nChips > len(chips) || nZones > len(zones) {
 		t.Errorf("%d chips and %d zones observed, sysfs has %d and %d", nChips, nZones, len(chips), len(zones))
 	}
-	t.Logf("%q", names(obs))
+	t.Logf("%q", sourcetest.Names(obs))
 }
 
-func TestRunEmitsUntilCancelled(t *testing.T) {
-	src := New(Config{Root: procfsRoot(t), Interval: 5 * time.Millisecond})
-	sink := &fakeSink{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, sink) }()
-
-	deadline := time.Now().Add(5 * time.Second)
-	for len(sink.snapshot()) < 9 { // three readings of three parts
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d observations after 5s", len(sink.snapshot()))
-		}
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run returned %v on cancel, want nil", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Run did not return after cancel")
-	}
-	n := len(sink.snapshot())
-	time.Sleep(20 * time.Millisecond)
-	if len(sink.snapshot()) != n {
-		t.Error("observations kept coming after Run returned")
-	}
-	obs := sink.snapshot()
-	if obs[0].GetPart().GetName() != "hwmon:nvme/nvme0" || obs[3].GetPart().GetName() != "hwmon:nvme/nvme0" {
-		t.Errorf("readings start with %s, %s", obs[0].GetPart().GetName(), obs[3].GetPart().GetName())
-	}
-	if obs[3].GetTime().AsTime().Before(obs[0].GetTime().AsTime()) {
-		t.Error("readings go back in time")
-	}
-	if src.Errors() != 0 {
-		t.Errorf("Errors() = %d", src.Errors())
-	}
-}
-
-func TestRunReadsImmediately(t *testing.T) {
-	sink := &fakeSink{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- New(Config{Root: procfsRoot(t)}).Run(ctx, sink) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for len(sink.snapshot()) < 3 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if len(sink.snapshot()) != 3 {
-		t.Errorf("%d observations, want the one immediate reading of 3", len(sink.snapshot()))
-	}
-}
-
-func TestRunWithoutSensors(t *testing.T) {
-	var logs logBuffer
-	src := New(Config{Root: t.TempDir(), Interval: time.Millisecond, Logger: newLogger(&logs)})
-	done := make(chan error, 1)
-	go func() { done <- src.Run(context.Background(), &fakeSink{}) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run = %v, want nil for an absent interface", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Run kept running without sensors")
-	}
-	if n := strings.Count(logs.String(), "no temperature sensors"); n != 1 {
-		t.Errorf("logged absence %d times, want once:\n%s", n, logs.String())
-	}
-	if src.Errors() != 0 {
-		t.Errorf("absence counted as %d errors", src.Errors())
-	}
-}
-
-func TestRunMalformedFile(t *testing.T) {
-	root := procfsRoot(t)
-	bad := filepath.Join(root, "sys/devices/pci0000:00/0000:00:02.1/0000:01:00.0/nvme/nvme0/hwmon3/temp2_input")
-	writeFile(t, bad, "n/a\n")
-	var logs logBuffer
-	src := New(Config{Root: root, Interval: 2 * time.Millisecond, Logger: newLogger(&logs)})
-	sink := &fakeSink{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, sink) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for src.Errors() < 2 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run = %v, want nil: a bad tick is not fatal", err)
-	}
-	if src.Errors() < 2 {
-		t.Fatalf("Errors() = %d, want every bad tick counted", src.Errors())
-	}
-	if out := logs.String(); !strings.Contains(out, "level=ERROR") || !strings.Contains(out, bad) {
-		t.Errorf("log does not name the file:\n%s", out)
-	}
-	if len(sink.snapshot()) < 6 {
-		t.Error("the good parts were not observed")
-	}
-}
-
-func TestConfigValidate(t *testing.T) {
-	err := New(Config{Interval: -time.Second}).Run(context.Background(), &fakeSink{})
-	if err == nil || !strings.Contains(err.Error(), "Interval") {
-		t.Errorf("Run with a negative interval = %v", err)
-	}
+func TestRunLoop(t *testing.T) {
+	sourcetest.RunLoop(t, sourcetest.Fixture{
+		New: func(root string, interval time.Duration, logger *slog.Logger) sourcetest.Periodic {
+			return New(Config{Root: root, Interval: interval, Logger: logger})
+		},
+		Good:       func(t *testing.T) string { return procfsRoot(t) },
+		PerReading: 3,
+		AbsentLog:  "no temperature sensors",
+		Malformed: func(t *testing.T) (string, []string) {
+			root := procfsRoot(t)
+			bad := filepath.Join(root, "sys/devices/pci0000:00/0000:00:02.1/0000:01:00.0/nvme/nvme0/hwmon3/temp2_input")
+			sourcetest.WriteFile(t, bad, "n/a\n")
+			return root, []string{bad}
+		},
+		MalformedMin: 6,
+	})
 }
 
 func FuzzParseMillidegrees(f *testing.F) {

@@ -6,9 +6,6 @@ import (
 	"strings"
 )
 
-// maxAttr bounds a sysfs attribute read: attributes are at most a page.
-const maxAttr = 4096
-
 // ParseMillidegrees parses a hwmon temp*_input/_crit/_max or thermal zone
 // temp attribute, an integer in millidegrees Celsius, into degrees.
 // Negative values are real readings (an outdoor sensor, a zone in a cold

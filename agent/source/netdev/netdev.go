@@ -11,10 +11,10 @@ package netdev
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"maps"
@@ -23,14 +23,14 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/procfs"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hwheal/hwheal/agent/source"
+	"github.com/hwheal/hwheal/agent/source/periodic"
+	"github.com/hwheal/hwheal/pkg/sysfs"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
 
@@ -88,22 +88,13 @@ type Config struct {
 }
 
 // Validate reports a configuration the source cannot run with.
-func (c Config) Validate() error {
-	if c.Interval < 0 {
-		return fmt.Errorf("netdev: Interval %v is negative", c.Interval)
-	}
-	return nil
-}
+func (c Config) Validate() error { return periodic.ValidateInterval(Name, c.Interval) }
 
 // Source reads NIC counters periodically. It implements source.Source.
 type Source struct {
-	root     string
-	interval time.Duration
-	exclude  *regexp.Regexp
-	log      *slog.Logger
-	invalid  error
-
-	errs atomic.Uint64
+	root    string
+	exclude *regexp.Regexp
+	loop    *periodic.Runner
 }
 
 var _ source.Source = (*Source)(nil)
@@ -111,26 +102,17 @@ var _ source.Source = (*Source)(nil)
 // New returns a source for cfg with defaults filled in. An invalid cfg is
 // reported by Run.
 func New(cfg Config) *Source {
-	s := &Source{
-		root:     cfg.Root,
-		interval: cfg.Interval,
-		exclude:  cfg.Exclude,
-		log:      cfg.Logger,
-		invalid:  cfg.Validate(),
-	}
-	if s.root == "" {
-		s.root = "/"
-	}
-	if s.interval == 0 {
-		s.interval = DefaultInterval
-	}
+	s := &Source{root: cmp.Or(cfg.Root, "/"), exclude: cfg.Exclude}
 	if s.exclude == nil {
 		s.exclude = regexp.MustCompile(DefaultExcludePattern)
 	}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
-	s.log = s.log.With("source", Name)
+	s.loop = periodic.New(periodic.Loop{
+		Name: Name, Interval: cfg.Interval, Default: DefaultInterval, Logger: cfg.Logger,
+		Read: s.Read,
+		Absent: periodic.Message{Msg: "network interfaces not available, source stopped",
+			Attrs: []any{"net_dev", s.procNetDev(), "class_net", s.sysClassNet()}},
+		Failed: periodic.Message{Msg: "read network interfaces"},
+	})
 	return s
 }
 
@@ -139,7 +121,7 @@ func (s *Source) Name() string { return Name }
 
 // Errors is the number of readings that failed or were partly malformed
 // since the source started.
-func (s *Source) Errors() uint64 { return s.errs.Load() }
+func (s *Source) Errors() uint64 { return s.loop.Errors() }
 
 func (s *Source) procNetDev() string  { return filepath.Join(s.root, "proc", "net", "dev") }
 func (s *Source) sysClassNet() string { return filepath.Join(s.root, "sys", "class", "net") }
@@ -149,35 +131,7 @@ func (s *Source) sysClassNet() string { return filepath.Join(s.root, "sys", "cla
 // returns nil; a reading that fails is logged, counted, and the next tick
 // tries again.
 func (s *Source) Run(ctx context.Context, sink source.Sink) error {
-	if s.invalid != nil {
-		return s.invalid
-	}
-	ticker := time.NewTicker(s.interval)
-	defer ticker.Stop()
-	for first := true; ; first = false {
-		if ctx.Err() != nil {
-			return nil
-		}
-		obs, err := s.Read(ctx)
-		for _, o := range obs {
-			sink.Observe(o)
-		}
-		switch {
-		case err == nil:
-		case first && errors.Is(err, fs.ErrNotExist) && len(obs) == 0:
-			s.log.Info("network interfaces not available, source stopped",
-				"net_dev", s.procNetDev(), "class_net", s.sysClassNet())
-			return nil
-		default:
-			s.errs.Add(1)
-			s.log.Error("read network interfaces", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-ticker.C:
-		}
-	}
+	return s.loop.Run(ctx, sink)
 }
 
 // Read takes one reading: an observation for every interface not excluded,
@@ -313,7 +267,7 @@ func readLink(sysNet, name string) ([]*hwhealv1.Sample, error) {
 			add(a.sample, float64(v))
 		}
 	}
-	if b, ok, err := readAttr(filepath.Join(dir, "operstate")); err != nil {
+	if b, ok, err := sysfs.Attr(filepath.Join(dir, "operstate")); err != nil {
 		errs = append(errs, err)
 	} else if ok {
 		up := 0.0
@@ -342,7 +296,7 @@ func readLink(sysNet, name string) ([]*hwhealv1.Sample, error) {
 // readBond counts a bond's slaves and those whose MII status is up, as
 // node_exporter's bonding collector does.
 func readBond(sysNet, bond string) (up, total int, isBond bool, err error) {
-	b, ok, err := readAttr(filepath.Join(sysNet, bond, "bonding", "slaves"))
+	b, ok, err := sysfs.Attr(filepath.Join(sysNet, bond, "bonding", "slaves"))
 	if err != nil || !ok {
 		return 0, 0, false, err
 	}
@@ -357,7 +311,7 @@ func readBond(sysNet, bond string) (up, total int, isBond bool, err error) {
 			filepath.Join(sysNet, bond, "slave_"+slave, "bonding_slave", "mii_status"),
 			filepath.Join(sysNet, slave, "bonding_slave", "mii_status"),
 		} {
-			sb, ok, err := readAttr(p)
+			sb, ok, err := sysfs.Attr(p)
 			if err != nil {
 				errs = append(errs, err)
 				break
@@ -375,31 +329,8 @@ func readBond(sysNet, bond string) (up, total int, isBond bool, err error) {
 	return up, total, true, errors.Join(errs...)
 }
 
-// maxAttr bounds a sysfs attribute read: attributes are at most a page.
-const maxAttr = 4096
-
-// readAttr reads a sysfs attribute. ok is false when the kernel has no value
-// to give: the file is absent, or the driver refuses the read (EINVAL,
-// ENODATA, EOPNOTSUPP), as speed does on a link that is down.
-func readAttr(path string) (b []byte, ok bool, err error) {
-	f, err := os.Open(path)
-	if err == nil {
-		b, err = io.ReadAll(io.LimitReader(f, maxAttr))
-		f.Close()
-	}
-	switch {
-	case err == nil:
-		return b, true, nil
-	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.EINVAL),
-		errors.Is(err, syscall.ENODATA), errors.Is(err, syscall.EOPNOTSUPP):
-		return nil, false, nil
-	default:
-		return nil, false, fmt.Errorf("read %s: %w", path, err)
-	}
-}
-
 func readInt(path string) (int64, bool, error) {
-	b, ok, err := readAttr(path)
+	b, ok, err := sysfs.Attr(path)
 	if err != nil || !ok {
 		return 0, false, err
 	}
@@ -414,30 +345,5 @@ func readInt(path string) (int64, bool, error) {
 // below root, or "" for virtual interfaces. The inventory uses it too, so a
 // NIC is named the same way in observations and in the inventory.
 func PCIAddress(root, name string) string {
-	return pciAddressOf(root, filepath.Join(root, "sys", "class", "net", name, "device"))
-}
-
-// pciAddrRe matches a PCI function address as sysfs names device
-// directories ("0000:03:00.0").
-var pciAddrRe = regexp.MustCompile(`^[0-9a-f]{4,8}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$`)
-
-// pciAddressOf resolves an interface's device link and returns the PCI
-// function closest to it on the path (a virtio NIC hangs off one), or ""
-// for virtual interfaces and links that leave root.
-func pciAddressOf(root, link string) string {
-	resolved, err := filepath.EvalSymlinks(link)
-	if err != nil {
-		return ""
-	}
-	rel, err := filepath.Rel(root, resolved)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return ""
-	}
-	parts := strings.Split(filepath.ToSlash(rel), "/")
-	for i := len(parts) - 1; i >= 0; i-- {
-		if pciAddrRe.MatchString(parts[i]) {
-			return parts[i]
-		}
-	}
-	return ""
+	return sysfs.PCIAddressOf(root, filepath.Join(root, "sys", "class", "net", name, "device"))
 }

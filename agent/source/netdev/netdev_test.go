@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/hwheal/hwheal/agent/source/sourcetest"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,84 +14,20 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/procfs"
 	"go.uber.org/goleak"
 
-	"github.com/hwheal/hwheal/pkg/kernlog"
 	"github.com/hwheal/hwheal/pkg/ttar/ttartest"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-type fakeSink struct {
-	mu  sync.Mutex
-	obs []*hwhealv1.Observation
-}
-
-func (f *fakeSink) Observe(o *hwhealv1.Observation) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.obs = append(f.obs, o)
-}
-
-func (f *fakeSink) Log(kernlog.Record) {}
-
-func (f *fakeSink) snapshot() []*hwhealv1.Observation {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.obs)
-}
-
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func sampleMap(o *hwhealv1.Observation) map[string]float64 {
-	m := map[string]float64{}
-	for _, s := range o.GetSamples() {
-		m[s.GetName()] = s.GetValue()
-	}
-	return m
-}
-
-func byName(obs []*hwhealv1.Observation) map[string]*hwhealv1.Observation {
-	m := map[string]*hwhealv1.Observation{}
-	for _, o := range obs {
-		m[o.GetPart().GetName()] = o
-	}
-	return m
-}
-
 func procfsRoot(t *testing.T) string {
 	return filepath.Join(ttartest.ExtractFile(t, "testdata/procfs_net.ttar"), "fixtures")
-}
-
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 const header = "Inter-|   Receive                                                |  Transmit\n" +
@@ -200,8 +137,8 @@ func TestReadProcfsFixture(t *testing.T) {
 	if want := []string{"docker0", "eth0", "vethf345468"}; !slices.Equal(names, want) {
 		t.Fatalf("interfaces = %v, want %v (lo skipped, sorted)", names, want)
 	}
-	got := byName(obs)
-	eth0 := sampleMap(got["eth0"])
+	got := sourcetest.ByName(obs)
+	eth0 := sourcetest.SampleMap(got["eth0"])
 	want := map[string]float64{
 		SampleRxBytes: 874354587, SampleRxPackets: 1036395, SampleRxErrors: 0,
 		SampleTxBytes: 563352563, SampleTxPackets: 732147, SampleTxCarrier: 0,
@@ -223,7 +160,7 @@ func TestReadProcfsFixture(t *testing.T) {
 		t.Errorf("eth0 PCI address = %q, want 0000:00:1f.6 from its device link", p)
 	}
 	// docker0 is only in /proc/net/dev here: counters, no link values.
-	docker := sampleMap(got["docker0"])
+	docker := sourcetest.SampleMap(got["docker0"])
 	if len(docker) != 16 || docker[SampleRxPackets] != 38 || docker[SampleTxBytes] != 438 {
 		t.Errorf("docker0 = %v", docker)
 	}
@@ -277,7 +214,7 @@ func TestReadMatchesNodeExporter(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Read: %v", err)
 	}
-	got := byName(obs)
+	got := sourcetest.ByName(obs)
 	if names := slices.Sorted(func(yield func(string) bool) {
 		for n := range got {
 			if !yield(n) {
@@ -288,7 +225,7 @@ func TestReadMatchesNodeExporter(t *testing.T) {
 		t.Errorf("interfaces = %v", names)
 	}
 	for dev, samples := range want {
-		have := sampleMap(got[dev])
+		have := sourcetest.SampleMap(got[dev])
 		for name, w := range samples {
 			if g, ok := have[name]; !ok || g != w {
 				t.Errorf("%s %s = %v (present %v), node_exporter says %v", dev, name, g, ok, w)
@@ -296,11 +233,11 @@ func TestReadMatchesNodeExporter(t *testing.T) {
 		}
 	}
 	// bond0's speed is -1: unknown, so no sample (node_exporter skips it too).
-	if _, ok := sampleMap(got["bond0"])[SampleSpeedMbps]; ok {
+	if _, ok := sourcetest.SampleMap(got["bond0"])[SampleSpeedMbps]; ok {
 		t.Error("bond0 has a speed sample for speed -1")
 	}
 	// No /proc/net/dev in this tree: no counters, and no error for that.
-	if _, ok := sampleMap(got["eth0"])[SampleRxBytes]; ok {
+	if _, ok := sourcetest.SampleMap(got["eth0"])[SampleRxBytes]; ok {
 		t.Error("rx_bytes without a /proc/net/dev")
 	}
 }
@@ -315,11 +252,11 @@ func TestMalformedFiles(t *testing.T) {
 		{
 			name: "non-numeric carrier_changes",
 			modify: func(t *testing.T, root string) {
-				writeFile(t, filepath.Join(root, "sys/class/net/eth0/carrier_changes"), "two\n")
+				sourcetest.WriteFile(t, filepath.Join(root, "sys/class/net/eth0/carrier_changes"), "two\n")
 			},
 			wantErr: []string{"sys/class/net/eth0/carrier_changes", `parsing "two"`},
 			check: func(t *testing.T, got map[string]*hwhealv1.Observation) {
-				s := sampleMap(got["eth0"])
+				s := sourcetest.SampleMap(got["eth0"])
 				if _, ok := s[SampleCarrierChanges]; ok {
 					t.Error("malformed carrier_changes still reported")
 				}
@@ -331,7 +268,7 @@ func TestMalformedFiles(t *testing.T) {
 		{
 			name: "truncated net/dev line",
 			modify: func(t *testing.T, root string) {
-				writeFile(t, filepath.Join(root, "proc/net/dev"), header+
+				sourcetest.WriteFile(t, filepath.Join(root, "proc/net/dev"), header+
 					"docker0:    2568      38    0    0\n"+
 					"  eth0: 874354587 1036395    0    0    0     0          0         0 563352563  732147    0    0    0     0       0          0\n")
 			},
@@ -340,7 +277,7 @@ func TestMalformedFiles(t *testing.T) {
 				if _, ok := got["docker0"]; ok {
 					t.Error("docker0 observed from a truncated line")
 				}
-				if sampleMap(got["eth0"])[SampleRxBytes] != 874354587 {
+				if sourcetest.SampleMap(got["eth0"])[SampleRxBytes] != 874354587 {
 					t.Error("eth0 lost its counters")
 				}
 			},
@@ -348,12 +285,12 @@ func TestMalformedFiles(t *testing.T) {
 		{
 			name: "bond slave status unreadable",
 			modify: func(t *testing.T, root string) {
-				writeFile(t, filepath.Join(root, "sys/class/net/eth0/bonding/slaves"), "eth9 eth8\n")
-				writeFile(t, filepath.Join(root, "sys/class/net/eth0/lower_eth9/bonding_slave/mii_status"), "up\n")
+				sourcetest.WriteFile(t, filepath.Join(root, "sys/class/net/eth0/bonding/slaves"), "eth9 eth8\n")
+				sourcetest.WriteFile(t, filepath.Join(root, "sys/class/net/eth0/lower_eth9/bonding_slave/mii_status"), "up\n")
 				// eth8 was released between the two reads: no status file.
 			},
 			check: func(t *testing.T, got map[string]*hwhealv1.Observation) {
-				s := sampleMap(got["eth0"])
+				s := sourcetest.SampleMap(got["eth0"])
 				if s[SampleSlavesUp] != 1 || s[SampleSlavesTotal] != 2 {
 					t.Errorf("slaves = %v/%v, want 1/2", s[SampleSlavesUp], s[SampleSlavesTotal])
 				}
@@ -373,7 +310,7 @@ func TestMalformedFiles(t *testing.T) {
 					t.Errorf("error %v does not contain %q", err, w)
 				}
 			}
-			tc.check(t, byName(obs))
+			tc.check(t, sourcetest.ByName(obs))
 		})
 	}
 }
@@ -396,7 +333,7 @@ func TestReadThisHost(t *testing.T) {
 		if p.GetName() == "lo" {
 			t.Error("lo not skipped")
 		}
-		s := sampleMap(o)
+		s := sourcetest.SampleMap(o)
 		if _, ok := s[SampleRxBytes]; !ok {
 			t.Errorf("%s: no counters", p.GetName())
 		}
@@ -410,84 +347,21 @@ func TestReadThisHost(t *testing.T) {
 	}
 }
 
-func runUntil(t *testing.T, src *Source, sink *fakeSink, cond func() bool) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, sink) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			cancel()
-			<-done
-			t.Fatal("condition not reached in 5s")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run returned %v on cancel, want nil", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Run did not return after cancel")
-	}
-}
-
-func TestRunEmitsUntilCancelled(t *testing.T) {
-	src := New(Config{Root: procfsRoot(t), Interval: 5 * time.Millisecond})
-	sink := &fakeSink{}
-	runUntil(t, src, sink, func() bool { return len(sink.snapshot()) >= 9 }) // three readings of three interfaces
-	n := len(sink.snapshot())
-	time.Sleep(20 * time.Millisecond)
-	if len(sink.snapshot()) != n {
-		t.Error("observations kept coming after Run returned")
-	}
-	if src.Errors() != 0 {
-		t.Errorf("Errors() = %d", src.Errors())
-	}
-}
-
-func TestRunWithoutInterfaces(t *testing.T) {
-	var logs logBuffer
-	src := New(Config{Root: t.TempDir(), Interval: time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	done := make(chan error, 1)
-	go func() { done <- src.Run(context.Background(), &fakeSink{}) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run = %v, want nil", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Run kept running with nothing to read")
-	}
-	if n := strings.Count(logs.String(), "network interfaces not available"); n != 1 {
-		t.Errorf("logged absence %d times:\n%s", n, logs.String())
-	}
-}
-
-func TestRunCountsMalformedTicks(t *testing.T) {
-	root := procfsRoot(t)
-	writeFile(t, filepath.Join(root, "sys/class/net/eth0/carrier_changes"), "NaN-ish\n")
-	var logs logBuffer
-	src := New(Config{Root: root, Interval: 2 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	sink := &fakeSink{}
-	runUntil(t, src, sink, func() bool { return src.Errors() >= 2 })
-	if out := logs.String(); !strings.Contains(out, "level=ERROR") || !strings.Contains(out, "eth0/carrier_changes") {
-		t.Errorf("log does not name the file:\n%s", out)
-	}
-	if len(sink.snapshot()) < 6 {
-		t.Error("interfaces not observed while one attribute is bad")
-	}
-}
-
-func TestConfigValidate(t *testing.T) {
-	if err := New(Config{Interval: -1}).Run(context.Background(), &fakeSink{}); err == nil {
-		t.Error("Run accepted a negative interval")
-	}
+func TestRunLoop(t *testing.T) {
+	sourcetest.RunLoop(t, sourcetest.Fixture{
+		New: func(root string, interval time.Duration, logger *slog.Logger) sourcetest.Periodic {
+			return New(Config{Root: root, Interval: interval, Logger: logger})
+		},
+		Good:       procfsRoot,
+		PerReading: 3, // three interfaces
+		AbsentLog:  "network interfaces not available",
+		Malformed: func(t *testing.T) (string, []string) {
+			root := procfsRoot(t)
+			sourcetest.WriteFile(t, filepath.Join(root, "sys/class/net/eth0/carrier_changes"), "NaN-ish\n")
+			return root, []string{"eth0/carrier_changes"}
+		},
+		MalformedMin: 6,
+	})
 }
 
 func FuzzParseNetDev(f *testing.F) {
