@@ -10,7 +10,10 @@ mkdir -p "$STATE"
 bin/hwheal-collector --insecure --listen "$ADDR" --state-dir "$STATE/collector" --metrics-listen 127.0.0.1:9740 &
 collector=$!
 agent=
-trap 'kill $collector ${agent} 2>/dev/null; wait' EXIT INT TERM
+cleanup() { kill $collector ${agent} 2>/dev/null; wait; }
+trap cleanup EXIT
+# Ctrl-C is how this is meant to end: a clean exit, not an error.
+trap 'exit 0' INT TERM
 for _ in $(seq 50); do
   bin/hwhealctl --insecure --collector "$ADDR" --timeout 1s nodes >/dev/null 2>&1 && break
   sleep 0.2
