@@ -110,8 +110,8 @@ func (c Config) Validate() error { return periodic.ValidateInterval(Name, c.Inte
 // Source reads PCIe AER counters and link state periodically. It
 // implements source.Source.
 type Source struct {
-	root string
-	loop *periodic.Runner
+	root             string
+	*periodic.Runner // Name, Run, Errors
 }
 
 var _ source.Source = (*Source)(nil)
@@ -120,7 +120,7 @@ var _ source.Source = (*Source)(nil)
 // reported by Run.
 func New(cfg Config) *Source {
 	s := &Source{root: cmp.Or(cfg.Root, "/")}
-	s.loop = periodic.New(periodic.Loop{
+	s.Runner = periodic.New(periodic.Loop{
 		Name: Name, Interval: cfg.Interval, Default: DefaultInterval, Logger: cfg.Logger,
 		Read:   s.Read,
 		Absent: periodic.Message{Msg: "no PCIe AER counters or link attributes, source stopped", Attrs: []any{"path", s.Dir()}},
@@ -129,24 +129,8 @@ func New(cfg Config) *Source {
 	return s
 }
 
-// Name implements source.Source.
-func (s *Source) Name() string { return Name }
-
-// Errors is the number of readings that failed or were partly malformed
-// since the source started.
-func (s *Source) Errors() uint64 { return s.loop.Errors() }
-
 // Dir is the directory of PCI functions the source reads.
 func (s *Source) Dir() string { return filepath.Join(s.root, "sys", "bus", "pci", "devices") }
-
-// Run reads once at once and then every interval until ctx is done. A host
-// where no PCI function has AER counters or link attributes (no PCIe, or a
-// virtual machine's conventional PCI bus) is logged once and Run returns
-// nil; a reading that fails is logged, counted, and the next tick tries
-// again.
-func (s *Source) Run(ctx context.Context, sink source.Sink) error {
-	return s.loop.Run(ctx, sink)
-}
 
 // function is one PCI function's reading.
 type function struct {

@@ -79,9 +79,9 @@ func (c Config) Validate() error { return periodic.ValidateInterval(Name, c.Inte
 
 // Source reads /proc/diskstats periodically. It implements source.Source.
 type Source struct {
-	root    string
-	exclude *regexp.Regexp
-	loop    *periodic.Runner
+	root             string
+	exclude          *regexp.Regexp
+	*periodic.Runner // Name, Run, Errors
 }
 
 var _ source.Source = (*Source)(nil)
@@ -93,7 +93,7 @@ func New(cfg Config) *Source {
 	if s.exclude == nil {
 		s.exclude = regexp.MustCompile(DefaultExcludePattern)
 	}
-	s.loop = periodic.New(periodic.Loop{
+	s.Runner = periodic.New(periodic.Loop{
 		Name: Name, Interval: cfg.Interval, Default: DefaultInterval, Logger: cfg.Logger,
 		Read:   s.Read,
 		Absent: periodic.Message{Msg: "diskstats not available, source stopped", Attrs: []any{"path", s.Path()}},
@@ -102,22 +102,8 @@ func New(cfg Config) *Source {
 	return s
 }
 
-// Name implements source.Source.
-func (s *Source) Name() string { return Name }
-
-// Errors is the number of readings that failed or were partly malformed
-// since the source started.
-func (s *Source) Errors() uint64 { return s.loop.Errors() }
-
 // Path is the diskstats file the source reads.
 func (s *Source) Path() string { return filepath.Join(s.root, "proc", "diskstats") }
-
-// Run reads once at once and then every interval until ctx is done. A host
-// without diskstats is logged once and Run returns nil; a reading that fails
-// is logged, counted, and the next tick tries again.
-func (s *Source) Run(ctx context.Context, sink source.Sink) error {
-	return s.loop.Run(ctx, sink)
-}
 
 // Read takes one reading: an observation for every device not excluded, in
 // file order. On a partly malformed file it returns the observations of the

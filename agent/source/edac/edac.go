@@ -81,8 +81,8 @@ func (c Config) Validate() error { return periodic.ValidateInterval(Name, c.Inte
 
 // Source reads EDAC counters periodically. It implements source.Source.
 type Source struct {
-	root string
-	loop *periodic.Runner
+	root             string
+	*periodic.Runner // Name, Run, Errors
 }
 
 var _ source.Source = (*Source)(nil)
@@ -91,7 +91,7 @@ var _ source.Source = (*Source)(nil)
 // reported by Run.
 func New(cfg Config) *Source {
 	s := &Source{root: cmp.Or(cfg.Root, "/")}
-	s.loop = periodic.New(periodic.Loop{
+	s.Runner = periodic.New(periodic.Loop{
 		Name: Name, Interval: cfg.Interval, Default: DefaultInterval, Logger: cfg.Logger,
 		Read:   s.Read,
 		Absent: periodic.Message{Msg: "EDAC memory controllers not available, source stopped", Attrs: []any{"path", s.Dir()}},
@@ -100,23 +100,9 @@ func New(cfg Config) *Source {
 	return s
 }
 
-// Name implements source.Source.
-func (s *Source) Name() string { return Name }
-
-// Errors is the number of readings that failed or were partly malformed
-// since the source started.
-func (s *Source) Errors() uint64 { return s.loop.Errors() }
-
 // Dir is the directory of memory controllers the source reads.
 func (s *Source) Dir() string {
 	return filepath.Join(s.root, "sys", "devices", "system", "edac", "mc")
-}
-
-// Run reads once at once and then every interval until ctx is done. A host
-// without EDAC memory controllers is logged once and Run returns nil; a
-// reading that fails is logged, counted, and the next tick tries again.
-func (s *Source) Run(ctx context.Context, sink source.Sink) error {
-	return s.loop.Run(ctx, sink)
 }
 
 // Read takes one reading: for every memory controller in number order, an

@@ -84,8 +84,8 @@ func (c Config) Validate() error { return periodic.ValidateInterval(Name, c.Inte
 
 // Source reads temperatures periodically. It implements source.Source.
 type Source struct {
-	root string
-	loop *periodic.Runner
+	root             string
+	*periodic.Runner // Name, Run, Errors
 }
 
 var _ source.Source = (*Source)(nil)
@@ -94,7 +94,7 @@ var _ source.Source = (*Source)(nil)
 // reported by Run.
 func New(cfg Config) *Source {
 	s := &Source{root: cmp.Or(cfg.Root, "/")}
-	s.loop = periodic.New(periodic.Loop{
+	s.Runner = periodic.New(periodic.Loop{
 		Name: Name, Interval: cfg.Interval, Default: DefaultInterval, Logger: cfg.Logger,
 		Read: s.Read,
 		Absent: periodic.Message{Msg: "no temperature sensors, source stopped",
@@ -104,23 +104,8 @@ func New(cfg Config) *Source {
 	return s
 }
 
-// Name implements source.Source.
-func (s *Source) Name() string { return Name }
-
-// Errors is the number of readings that failed or were partly malformed
-// since the source started.
-func (s *Source) Errors() uint64 { return s.loop.Errors() }
-
 func (s *Source) classHwmon() string   { return filepath.Join(s.root, "sys", "class", "hwmon") }
 func (s *Source) classThermal() string { return filepath.Join(s.root, "sys", "class", "thermal") }
-
-// Run reads once at once and then every interval until ctx is done. A host
-// without temperature sensors (most virtual machines) is logged once and
-// Run returns nil; a reading that fails is logged, counted, and the next
-// tick tries again.
-func (s *Source) Run(ctx context.Context, sink source.Sink) error {
-	return s.loop.Run(ctx, sink)
-}
 
 // Read takes one reading: an observation for every hwmon chip with a
 // temperature sensor, in hwmon number order, then one for every thermal

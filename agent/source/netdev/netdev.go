@@ -92,9 +92,9 @@ func (c Config) Validate() error { return periodic.ValidateInterval(Name, c.Inte
 
 // Source reads NIC counters periodically. It implements source.Source.
 type Source struct {
-	root    string
-	exclude *regexp.Regexp
-	loop    *periodic.Runner
+	root             string
+	exclude          *regexp.Regexp
+	*periodic.Runner // Name, Run, Errors
 }
 
 var _ source.Source = (*Source)(nil)
@@ -106,7 +106,7 @@ func New(cfg Config) *Source {
 	if s.exclude == nil {
 		s.exclude = regexp.MustCompile(DefaultExcludePattern)
 	}
-	s.loop = periodic.New(periodic.Loop{
+	s.Runner = periodic.New(periodic.Loop{
 		Name: Name, Interval: cfg.Interval, Default: DefaultInterval, Logger: cfg.Logger,
 		Read: s.Read,
 		Absent: periodic.Message{Msg: "network interfaces not available, source stopped",
@@ -116,23 +116,8 @@ func New(cfg Config) *Source {
 	return s
 }
 
-// Name implements source.Source.
-func (s *Source) Name() string { return Name }
-
-// Errors is the number of readings that failed or were partly malformed
-// since the source started.
-func (s *Source) Errors() uint64 { return s.loop.Errors() }
-
 func (s *Source) procNetDev() string  { return filepath.Join(s.root, "proc", "net", "dev") }
 func (s *Source) sysClassNet() string { return filepath.Join(s.root, "sys", "class", "net") }
-
-// Run reads once at once and then every interval until ctx is done. A host
-// with neither /proc/net/dev nor /sys/class/net is logged once and Run
-// returns nil; a reading that fails is logged, counted, and the next tick
-// tries again.
-func (s *Source) Run(ctx context.Context, sink source.Sink) error {
-	return s.loop.Run(ctx, sink)
-}
 
 // Read takes one reading: an observation for every interface not excluded,
 // sorted by name. Interfaces are the union of /proc/net/dev and

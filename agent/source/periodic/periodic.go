@@ -79,6 +79,10 @@ func New(l Loop) *Runner {
 	return r
 }
 
+// Name is the source's name: a source that embeds its Runner gets
+// source.Source's Name, Run and its Errors from it.
+func (r *Runner) Name() string { return r.loop.Name }
+
 // Interval is the time between readings, defaults applied.
 func (r *Runner) Interval() time.Duration { return r.loop.Interval }
 

@@ -213,3 +213,9 @@ func TestNilLoggerDiscards(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestNameIsTheLoops(t *testing.T) {
+	if got := New(Loop{Name: "edac", Interval: time.Second}).Name(); got != "edac" {
+		t.Fatalf("Name() = %q, want edac", got)
+	}
+}
