@@ -514,18 +514,7 @@ func TestMalformedFiles(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			root := tc.root(t)
 			tc.modify(t, root)
-			obs, err := New(Config{Root: root}).Read(context.Background())
-			if err == nil {
-				t.Fatal("Read returned no error")
-			}
-			for _, w := range tc.wantErr {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not contain %q", err, w)
-				}
-			}
-			if errors.Is(err, fs.ErrNotExist) {
-				t.Errorf("a malformed file reads as an absent interface: %v", err)
-			}
+			obs := sourcetest.ReadMalformed(t, New(Config{Root: root}).Read, tc.wantErr...)
 			tc.check(t, sourcetest.ByName(obs), len(obs))
 		})
 	}

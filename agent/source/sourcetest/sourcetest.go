@@ -6,10 +6,14 @@ package sourcetest
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -118,4 +122,34 @@ func WriteFile(t testing.TB, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// ReadMalformed takes one reading that must fail because a file is
+// malformed: the error names each of wantErr and does not pass for an
+// absent interface (which would stop the source for good). It returns what
+// the reading still produced.
+func ReadMalformed(t *testing.T, read func(context.Context) ([]*hwhealv1.Observation, error), wantErr ...string) []*hwhealv1.Observation {
+	t.Helper()
+	obs, err := read(context.Background())
+	if err == nil {
+		t.Fatal("Read returned no error")
+	}
+	for _, w := range wantErr {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not contain %q", err, w)
+		}
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a malformed file reads as an absent interface: %v", err)
+	}
+	return obs
+}
+
+// SamplesByName maps each observation's part name to its samples.
+func SamplesByName(obs []*hwhealv1.Observation) map[string]map[string]float64 {
+	m := make(map[string]map[string]float64, len(obs))
+	for _, o := range obs {
+		m[o.GetPart().GetName()] = SampleMap(o)
+	}
+	return m
 }
