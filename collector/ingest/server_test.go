@@ -252,6 +252,11 @@ func TestConnectRejectsBadInput(t *testing.T) {
 			r.GetFault().Severity = hwhealv1.Severity_SEVERITY_UNSPECIFIED
 			return r
 		}())}, want: codes.InvalidArgument, text: "severity"},
+		{name: "part serial too long", msgs: []*hwhealv1.ConnectRequest{hello("n10", "s"), batch(func() *hwhealv1.Report {
+			r := faultReport(1, "sda")
+			r.GetFault().Part.Serial = strings.Repeat("S", maxPartName+1)
+			return r
+		}())}, want: codes.InvalidArgument, text: "part serial longer than"},
 		{name: "oversized message", msgs: []*hwhealv1.ConnectRequest{hello("n9", "s"), batch(func() *hwhealv1.Report {
 			r := faultReport(1, "sda")
 			r.GetFault().Summary = huge
