@@ -280,6 +280,15 @@ func (a *Agent) Log(rec kernlog.Record) {
 	a.append(reports...)
 }
 
+// Raise implements source.Sink: it spools a fault a source detected itself.
+func (a *Agent) Raise(f *hwhealv1.Fault) {
+	if f.GetTime() == nil {
+		f.Time = timestamppb.Now()
+	}
+	a.faults.Add(1)
+	a.append(&hwhealv1.Report{Item: &hwhealv1.Report_Fault{Fault: f}})
+}
+
 func (a *Agent) append(reports ...*hwhealv1.Report) {
 	if err := a.spool.Append(reports...); err != nil {
 		a.appendErrors.Add(1)

@@ -66,6 +66,10 @@ func (s *fakeSink) Observe(*hwhealv1.Observation) {
 	s.mu.Unlock()
 }
 
+func (s *fakeSink) Raise(*hwhealv1.Fault) {
+	panic("the kmsg source raised a fault itself: rules belong to the agent")
+}
+
 func (s *fakeSink) records() []kernlog.Record {
 	s.mu.Lock()
 	defer s.mu.Unlock()

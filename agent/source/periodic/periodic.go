@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -122,4 +123,24 @@ func (r *Runner) Run(ctx context.Context, sink source.Sink) error {
 		case <-ticker.C:
 		}
 	}
+}
+
+// Probe takes one reading for `hwheal-agent inspect`. An absent interface
+// is reported as the source's Absent message and the error that showed it.
+func (r *Runner) Probe(ctx context.Context) source.Probe {
+	p := source.Probe{Source: r.loop.Name}
+	if r.invalid != nil {
+		p.Unavailable = r.invalid.Error()
+		return p
+	}
+	obs, err := r.loop.Read(ctx)
+	p.Observations = obs
+	switch {
+	case err == nil:
+	case errors.Is(err, fs.ErrNotExist) && len(obs) == 0:
+		p.Unavailable = fmt.Sprintf("%s: %v", strings.TrimSuffix(r.loop.Absent.Msg, ", source stopped"), err)
+	default:
+		p.Errors = append(p.Errors, err.Error())
+	}
+	return p
 }

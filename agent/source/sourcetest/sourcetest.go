@@ -25,9 +25,10 @@ import (
 // Sink records what a source hands over. The zero value is ready; it is
 // safe for concurrent use.
 type Sink struct {
-	mu   sync.Mutex
-	obs  []*hwhealv1.Observation
-	recs []kernlog.Record
+	mu     sync.Mutex
+	obs    []*hwhealv1.Observation
+	recs   []kernlog.Record
+	faults []*hwhealv1.Fault
 }
 
 var _ source.Sink = (*Sink)(nil)
@@ -44,6 +45,20 @@ func (s *Sink) Log(r kernlog.Record) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.recs = append(s.recs, r)
+}
+
+// Raise implements source.Sink.
+func (s *Sink) Raise(f *hwhealv1.Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, f)
+}
+
+// Faults returns a copy of the faults raised so far, in order.
+func (s *Sink) Faults() []*hwhealv1.Fault {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.faults)
 }
 
 // Observations returns a copy of what was observed so far, in order.
