@@ -3,7 +3,9 @@
 # are all there already (so a developer's make test does not touch apt).
 set -euo pipefail
 PACKAGES=(
-  # none yet beyond Go itself: later sources add fuse3, iproute2, ...
+  clang libbpf-dev   # make check-generated rebuilds the eBPF objects (bpf2go)
+  fuse3              # the EIO-injecting FUSE file under a loop device (e2e)
+  iproute2           # veth pairs in network namespaces (netlink e2e)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
