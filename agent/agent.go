@@ -28,10 +28,8 @@ import (
 
 	"github.com/hwheal/hwheal/agent/detect"
 	"github.com/hwheal/hwheal/agent/source"
-	"github.com/hwheal/hwheal/agent/source/diskstats"
 	"github.com/hwheal/hwheal/agent/source/inventory"
 	"github.com/hwheal/hwheal/agent/source/kmsg"
-	"github.com/hwheal/hwheal/agent/source/netdev"
 	"github.com/hwheal/hwheal/agent/spool"
 	"github.com/hwheal/hwheal/agent/transport"
 	"github.com/hwheal/hwheal/pkg/grpcutil"
@@ -56,10 +54,11 @@ type Config struct {
 	Insecure bool
 	// MetricsListen is the HTTP address of /metrics; empty disables it.
 	MetricsListen string
-	// DiskstatsInterval and NetdevInterval are the periodic sources'
-	// intervals (default 30 s each).
-	DiskstatsInterval time.Duration
-	NetdevInterval    time.Duration
+	// Intervals overrides the interval of periodic sources by source name
+	// ("smart": time.Hour); each source has its own default.
+	Intervals map[string]time.Duration
+	// Disable names sources not to run (SourceNames lists them).
+	Disable []string
 	// DiskExclude overrides the default regular expression of block
 	// devices left out of diskstats.
 	DiskExclude string
@@ -95,6 +94,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("disk-exclude: %w", err)
 		}
 	}
+	if err := c.validateSources(); err != nil {
+		return err
+	}
 	if !c.Insecure {
 		return fmt.Errorf("insecure: %w", grpcutil.ErrNoTLS)
 	}
@@ -111,7 +113,7 @@ type Agent struct {
 	rules     *detect.RuleSet
 	spool     *spool.Spool
 	client    *transport.Client
-	kmsg      *kmsg.Source
+	kmsg      *kmsg.Source // nil when disabled
 	sources   []source.Source
 	inventory *hwhealv1.Inventory
 	bootID    string
@@ -176,16 +178,8 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, err
 	}
 
-	a.kmsg = kmsg.New(kmsg.Config{Root: cfg.Root, StateDir: cfg.StateDir, Logger: log.With("source", "kmsg")})
-	dcfg := diskstats.Config{Root: cfg.Root, Interval: cfg.DiskstatsInterval, Logger: log.With("source", "diskstats")}
-	if cfg.DiskExclude != "" {
-		dcfg.Exclude = regexp.MustCompile(cfg.DiskExclude)
-	}
-	a.sources = []source.Source{
-		a.kmsg,
-		diskstats.New(dcfg),
-		netdev.New(netdev.Config{Root: cfg.Root, Interval: cfg.NetdevInterval, Logger: log.With("source", "netdev")}),
-	}
+	set := builtinSources(&a.cfg, log)
+	a.kmsg, a.sources = set.kmsg, set.all
 	return a, nil
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hwheal/hwheal/collector"
 	"github.com/hwheal/hwheal/pkg/kernlog"
+	"github.com/hwheal/hwheal/pkg/ttar"
 	"github.com/hwheal/hwheal/pkg/ttar/ttartest"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
@@ -34,14 +35,32 @@ var fixtureKmsg = []struct {
 }
 
 // fixtureRoot builds a host tree: procfs/sysfs fixtures from
-// prometheus/procfs (via the diskstats and netdev sources' testdata), a
-// boot id and a /dev/kmsg file of raw records.
+// prometheus/procfs and node_exporter (via the sources' testdata:
+// diskstats, NIC counters, EDAC, PCIe AER, hwmon), a boot id and a
+// /dev/kmsg file of raw records.
 func fixtureRoot(t *testing.T) string {
 	t.Helper()
 	root := filepath.Join(ttartest.ExtractFile(t, "source/diskstats/testdata/procfs_diskstats.ttar"), "fixtures")
 	net := filepath.Join(ttartest.ExtractFile(t, "source/netdev/testdata/procfs_net.ttar"), "fixtures")
 	if err := os.CopyFS(root, os.DirFS(net)); err != nil {
 		t.Fatal(err)
+	}
+	// These trees hold symlinks (sysfs is full of them): extract them in
+	// place rather than copy.
+	for _, tree := range []string{
+		"source/edac/testdata/node_exporter_edac.ttar",
+		"source/aer/testdata/procfs_pci.ttar",
+		"source/hwmon/testdata/node_exporter_hwmon.ttar",
+	} {
+		f, err := os.Open(tree)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = ttar.Extract(f, root)
+		f.Close()
+		if err != nil {
+			t.Fatalf("extract %s: %v", tree, err)
+		}
 	}
 	write := func(rel, content string) {
 		p := filepath.Join(root, rel)
@@ -126,7 +145,8 @@ func TestAgentOnFixtureTree(t *testing.T) {
 	cfg := Config{
 		Collector: addr, Node: "fixture-1", Labels: map[string]string{"rack": "r7"},
 		StateDir: t.TempDir(), Root: root, Insecure: true,
-		DiskstatsInterval: 50 * time.Millisecond, NetdevInterval: 50 * time.Millisecond,
+		Intervals: map[string]time.Duration{"diskstats": 50 * time.Millisecond, "netdev": 50 * time.Millisecond,
+			"edac": 50 * time.Millisecond, "aer": 50 * time.Millisecond, "hwmon": 50 * time.Millisecond},
 		DiskExclude: "^$", Version: "test", Logger: slog.New(slog.DiscardHandler),
 	}
 	stop := runAgent(t, cfg)
@@ -193,9 +213,13 @@ func TestAgentOnFixtureTree(t *testing.T) {
 		for _, o := range resp.GetLatestObservations() {
 			seen[o.GetSource()+"/"+o.GetPart().GetName()] = true
 		}
-		// sda is in procfs's diskstats fixture, eth0 in its net/dev.
-		if !seen["diskstats/sda"] || !seen["netdev/eth0"] {
-			return fmt.Errorf("readings %v", seen)
+		// sda is in procfs's diskstats fixture, eth0 in its net/dev, the
+		// DIMM and the controller in node_exporter's EDAC tree, the hwmon
+		// chip in its hwmon tree, the PCI function in procfs's.
+		for _, want := range []string{"diskstats/sda", "netdev/eth0", "edac/mc0", "hwmon/hwmon:coretemp/coretemp.0", "hwmon/thermal:cpu-thermal/thermal_zone0", "aer/0000:00:02.1"} {
+			if !seen[want] {
+				return fmt.Errorf("no %s reading in %v", want, seen)
+			}
 		}
 		return nil
 	})

@@ -58,12 +58,14 @@ func (m *agentMetrics) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
 	}
-	ks := a.kmsg.Stats()
-	counter(m.kmsgRecords, ks.Records)
-	counter(m.kmsgDropped, ks.Dropped)
-	counter(m.kmsgOverruns, ks.Overruns)
-	for reason, n := range ks.Skipped {
-		counter(m.kmsgSkipped, n, reason)
+	if a.kmsg != nil {
+		ks := a.kmsg.Stats()
+		counter(m.kmsgRecords, ks.Records)
+		counter(m.kmsgDropped, ks.Dropped)
+		counter(m.kmsgOverruns, ks.Overruns)
+		for reason, n := range ks.Skipped {
+			counter(m.kmsgSkipped, n, reason)
+		}
 	}
 	for _, src := range a.sources {
 		if e, ok := src.(interface{ Errors() uint64 }); ok {

@@ -6,6 +6,7 @@ PACKAGES=(
   clang libbpf-dev   # make check-generated rebuilds the eBPF objects (bpf2go)
   fuse3              # the EIO-injecting FUSE file under a loop device (e2e)
   iproute2           # veth pairs in network namespaces (netlink e2e)
+  smartmontools      # the SMART source reads smartctl --json where it is installed (tests run it)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

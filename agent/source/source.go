@@ -58,4 +58,7 @@ type Probe struct {
 	// Errors are the parts of the reading that failed (a malformed file):
 	// the rest of the reading is still used.
 	Errors []string
+	// Notes say what the source did, for people: "attached
+	// tp_btf/block_rq_complete", "1,204 records in the ring".
+	Notes []string
 }

@@ -8,9 +8,13 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/hwheal/hwheal/agent"
 	"github.com/hwheal/hwheal/pkg/logging"
@@ -62,11 +66,94 @@ func newRoot() *cobra.Command {
 	f.StringVar(&cfg.Root, "root", "/", "prefix of every /proc, /sys and /dev path (fixture trees)")
 	f.BoolVar(&cfg.Insecure, "insecure", false, "connect without TLS (required until mutual TLS is available; trusted networks only)")
 	f.StringVar(&cfg.MetricsListen, "metrics-listen", "", "HTTP address for Prometheus /metrics (empty: off)")
-	f.DurationVar(&cfg.DiskstatsInterval, "diskstats-interval", 0, "how often to read /proc/diskstats (default 30s)")
-	f.DurationVar(&cfg.NetdevInterval, "netdev-interval", 0, "how often to read NIC counters (default 30s)")
+	sourceFlags(f, &cfg)
 	f.StringVar(&cfg.DiskExclude, "disk-exclude", "", "regular expression of block devices to leave out (default: partitions, loop, ram)")
 	f.Int64Var(&cfg.SpoolMaxBytes, "spool-max-bytes", 0, "bound of the on-disk spool (default 64 MiB)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
+	cmd.AddCommand(newInspect())
+	return cmd
+}
+
+// sourceFlags are the flags that choose and pace the sources, shared by
+// the agent and inspect.
+func sourceFlags(f *pflag.FlagSet, cfg *agent.Config) {
+	names := strings.Join(agent.SourceNames(), ", ")
+	f.StringSliceVar(&cfg.Disable, "disable", nil, "sources not to run (repeatable or comma-separated): "+names)
+	f.Var(intervalsFlag{&cfg.Intervals}, "interval", "a periodic source's interval, source=duration (repeatable), e.g. smart=1h")
+}
+
+// intervalsFlag parses repeated source=duration pairs.
+type intervalsFlag struct{ m *map[string]time.Duration }
+
+func (f intervalsFlag) String() string {
+	if f.m == nil || len(*f.m) == 0 {
+		return ""
+	}
+	parts := make([]string, 0, len(*f.m))
+	for k, v := range *f.m {
+		parts = append(parts, k+"="+v.String())
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ",")
+}
+
+func (f intervalsFlag) Set(s string) error {
+	for _, kv := range strings.Split(s, ",") {
+		name, val, ok := strings.Cut(kv, "=")
+		if !ok {
+			return fmt.Errorf("%q: want source=duration", kv)
+		}
+		d, err := time.ParseDuration(val)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if *f.m == nil {
+			*f.m = map[string]time.Duration{}
+		}
+		(*f.m)[name] = d
+	}
+	return nil
+}
+
+func (f intervalsFlag) Type() string { return "source=duration" }
+
+func newInspect() *cobra.Command {
+	var cfg agent.Config
+	var output, logLevel string
+	cmd := &cobra.Command{
+		Use:   "inspect",
+		Short: "Print one snapshot of everything the agent reads on this host, and which sources are unavailable and why",
+		Long: `inspect probes every source once (kernel log ring, counters, temperatures,
+SMART, eBPF, links) and takes the inventory, without connecting to a
+collector or writing any state. Point --root at a fixture tree to read it
+instead of this host. Run it as root: most sources need it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "table" && output != "json" {
+				return fmt.Errorf("output: %q is not table or json", output)
+			}
+			log, err := logging.New(os.Stderr, logLevel, "text")
+			if err != nil {
+				return err
+			}
+			cfg.Logger = log
+			in, err := agent.Inspect(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return in.WriteJSON(cmd.OutOrStdout())
+			}
+			return in.WriteTable(cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Root, "root", "/", "prefix of every /proc, /sys and /dev path (fixture trees)")
+	f.StringVar(&cfg.Node, "node", "", "node name to print (default: the host name)")
+	f.StringVar(&cfg.DiskExclude, "disk-exclude", "", "regular expression of block devices to leave out")
+	f.StringVarP(&output, "output", "o", "table", "table or json")
+	f.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error (to stderr)")
+	sourceFlags(f, &cfg)
 	return cmd
 }

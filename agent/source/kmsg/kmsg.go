@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hwheal/hwheal/agent/source"
@@ -344,4 +345,61 @@ func saveCursor(path, bootID string, seq uint64) error {
 		return fmt.Errorf("rename cursor: %w", err)
 	}
 	return nil
+}
+
+// Snapshot returns the records in the ring now (or in the file standing in
+// for the device), oldest first, for `hwheal-agent inspect`. It saves no
+// cursor and counts nothing: a running agent is not disturbed. A missing
+// /dev/kmsg is an error wrapping fs.ErrNotExist.
+func (s *Source) Snapshot(ctx context.Context) ([]kernlog.Record, map[string]uint64, error) {
+	path := filepath.Join(s.cfg.Root, "dev", "kmsg")
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kmsg: %w", err)
+	}
+	var recs []kernlog.Record
+	skipped := make(map[string]uint64)
+	if fi.Mode().IsRegular() {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("kmsg: %w", err)
+		}
+		defer f.Close()
+		sc := kernlog.NewScanner(f, kernlog.FormatKmsg)
+		for sc.Scan() && ctx.Err() == nil {
+			recs = append(recs, sc.Record())
+		}
+		if err := sc.Err(); err != nil {
+			return recs, sc.Skipped(), fmt.Errorf("kmsg: read %s: %w", path, err)
+		}
+		return recs, sc.Skipped(), ctx.Err()
+	}
+	// A raw descriptor: os.File.Fd would make it blocking, and the read at
+	// the end of the ring must return EAGAIN, not wait for the next record.
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kmsg: open %s: %w", path, err)
+	}
+	defer syscall.Close(fd)
+	buf := make([]byte, readBufSize)
+	for ctx.Err() == nil {
+		n, err := syscall.Read(fd, buf)
+		switch {
+		case err == syscall.EINTR || err == syscall.EPIPE:
+			continue // EPIPE: overwritten while we read; go on from the oldest
+		case err == syscall.EAGAIN:
+			return recs, skipped, nil
+		case err != nil:
+			return recs, skipped, fmt.Errorf("kmsg: read %s: %w", path, err)
+		case n == 0:
+			return recs, skipped, nil
+		}
+		rec, perr := kernlog.ParseKmsg(buf[:n])
+		if perr != nil {
+			skipped[kernlog.SkipReason(perr)]++
+			continue
+		}
+		recs = append(recs, rec)
+	}
+	return recs, skipped, ctx.Err()
 }

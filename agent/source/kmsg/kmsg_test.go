@@ -651,3 +651,50 @@ func setPrintkDevkmsg(t *testing.T, v string) {
 		}
 	})
 }
+
+// TestSnapshot reads the ring once, as inspect does: from a fixture file
+// and from the real device (a record written just before is in it, the
+// call returns at the end of the ring instead of waiting, and no cursor is
+// written).
+func TestSnapshot(t *testing.T) {
+	t.Run("file", func(t *testing.T) {
+		root := copyFixture(t)
+		state := t.TempDir()
+		recs, _, err := kmsg.New(kmsg.Config{Root: root, StateDir: state}).Snapshot(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) == 0 {
+			t.Fatal("no records from the fixture")
+		}
+		if _, err := os.Stat(filepath.Join(state, "kmsg.cursor")); err == nil {
+			t.Error("Snapshot wrote a cursor")
+		}
+	})
+	t.Run("missing", func(t *testing.T) {
+		_, _, err := kmsg.New(kmsg.Config{Root: t.TempDir()}).Snapshot(t.Context())
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("err %v, want fs.ErrNotExist", err)
+		}
+	})
+	t.Run("device", func(t *testing.T) {
+		w := requireDevKmsg(t)
+		msg := marker(t, "hwheal-kmsg-snapshot-")
+		if _, err := fmt.Fprintf(w, "<6>%s\n", msg); err != nil {
+			t.Fatal(err)
+		}
+		state := t.TempDir()
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		recs, _, err := kmsg.New(kmsg.Config{Root: "/", StateDir: state}).Snapshot(ctx)
+		if err != nil {
+			t.Fatalf("Snapshot: %v (a read that waited for more records would be cut by the deadline)", err)
+		}
+		if !hasMessage(msg)(recs) {
+			t.Fatalf("the record just written is not in the snapshot of %d records", len(recs))
+		}
+		if _, err := os.Stat(filepath.Join(state, "kmsg.cursor")); err == nil {
+			t.Error("Snapshot wrote a cursor")
+		}
+	})
+}

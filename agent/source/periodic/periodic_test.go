@@ -219,3 +219,34 @@ func TestNameIsTheLoops(t *testing.T) {
 		t.Fatalf("Name() = %q, want edac", got)
 	}
 }
+
+func TestProbe(t *testing.T) {
+	absent := fmt.Errorf("list /sys/x: %w", fs.ErrNotExist)
+	tests := []struct {
+		name            string
+		interval        time.Duration
+		obs             []*hwhealv1.Observation
+		err             error
+		wantUnavailable string
+		wantErrors      int
+		wantObs         int
+	}{
+		{name: "reading", obs: []*hwhealv1.Observation{obs("a")}, wantObs: 1},
+		{name: "absent", err: absent, wantUnavailable: "thing not available: list /sys/x: file does not exist"},
+		{name: "partly malformed", obs: []*hwhealv1.Observation{obs("a")}, err: errors.New("bad line 3"), wantErrors: 1, wantObs: 1},
+		// Some observations and a missing file: the interface is there.
+		{name: "absent part", obs: []*hwhealv1.Observation{obs("a")}, err: absent, wantErrors: 1, wantObs: 1},
+		{name: "bad interval", interval: -time.Second, wantUnavailable: "t: Interval -1s is negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := New(Loop{Name: "t", Interval: tt.interval, Default: time.Hour,
+				Absent: Message{Msg: "thing not available, source stopped"},
+				Read:   func(context.Context) ([]*hwhealv1.Observation, error) { return tt.obs, tt.err }})
+			p := r.Probe(t.Context())
+			if p.Source != "t" || p.Unavailable != tt.wantUnavailable || len(p.Errors) != tt.wantErrors || len(p.Observations) != tt.wantObs {
+				t.Fatalf("probe %+v", p)
+			}
+		})
+	}
+}

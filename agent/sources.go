@@ -1,0 +1,89 @@
+package agent
+
+import (
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hwheal/hwheal/agent/source"
+	"github.com/hwheal/hwheal/agent/source/aer"
+	"github.com/hwheal/hwheal/agent/source/diskstats"
+	"github.com/hwheal/hwheal/agent/source/edac"
+	"github.com/hwheal/hwheal/agent/source/hwmon"
+	"github.com/hwheal/hwheal/agent/source/kmsg"
+	"github.com/hwheal/hwheal/agent/source/netdev"
+)
+
+// sourceSet is every source the agent runs, in start order. The kmsg
+// source is kept by name too: its records go through the agent's rules,
+// and its counters are the agent's metrics.
+type sourceSet struct {
+	kmsg *kmsg.Source // nil when disabled
+	all  []source.Source
+}
+
+// builtinSources is the agent's registry of sources: one explicit list,
+// built from the config, that Run starts and Inspect probes. Sources touch
+// nothing until they run; those whose kernel interface is absent say so
+// once and stop.
+func builtinSources(cfg *Config, log *slog.Logger) sourceSet {
+	interval := func(name string) time.Duration { return cfg.Intervals[name] }
+	logger := func(name string) *slog.Logger { return log.With("source", name) }
+	dcfg := diskstats.Config{Root: cfg.Root, Interval: interval("diskstats"), Logger: logger("diskstats")}
+	if cfg.DiskExclude != "" {
+		dcfg.Exclude = regexp.MustCompile(cfg.DiskExclude) // checked by Validate
+	}
+	k := kmsg.New(kmsg.Config{Root: cfg.Root, StateDir: cfg.StateDir, Logger: logger("kmsg")})
+	all := []source.Source{
+		k,
+		diskstats.New(dcfg),
+		netdev.New(netdev.Config{Root: cfg.Root, Interval: interval("netdev"), Logger: logger("netdev")}),
+		edac.New(edac.Config{Root: cfg.Root, Interval: interval("edac"), Logger: logger("edac")}),
+		aer.New(aer.Config{Root: cfg.Root, Interval: interval("aer"), Logger: logger("aer")}),
+		hwmon.New(hwmon.Config{Root: cfg.Root, Interval: interval("hwmon"), Logger: logger("hwmon")}),
+	}
+	set := sourceSet{}
+	for _, s := range all {
+		if slices.Contains(cfg.Disable, s.Name()) {
+			continue
+		}
+		if s == source.Source(k) {
+			set.kmsg = k
+		}
+		set.all = append(set.all, s)
+	}
+	return set
+}
+
+// SourceNames lists the names of every source the agent has, in start
+// order: the values --disable and --interval take.
+func SourceNames() []string {
+	set := builtinSources(&Config{Root: "/"}, slog.New(slog.DiscardHandler))
+	names := make([]string, len(set.all))
+	for i, s := range set.all {
+		names[i] = s.Name()
+	}
+	return names
+}
+
+// validateSources checks the names in Disable and Intervals.
+func (c *Config) validateSources() error {
+	names := SourceNames()
+	for _, n := range c.Disable {
+		if !slices.Contains(names, n) {
+			return fmt.Errorf("disable: unknown source %q (sources: %s)", n, strings.Join(names, ", "))
+		}
+	}
+	for n, d := range c.Intervals {
+		if !slices.Contains(names, n) || n == "kmsg" {
+			return fmt.Errorf("interval: %q is not a periodic source (sources: %s)", n, strings.Join(names[1:], ", "))
+		}
+		if d < 0 {
+			return fmt.Errorf("interval: %s=%v is negative", n, d)
+		}
+	}
+	return nil
+}
