@@ -49,7 +49,7 @@ func TestKmsgFaultSurvivesCollectorAndAgentRestarts(t *testing.T) {
 
 	collectorArgs := []string{"--insecure", "--listen", addr, "--state-dir", colState, "--log-level", "debug"}
 	agentArgs := []string{"--insecure", "--collector", addr, "--node", nodeName, "--state-dir", agentState,
-		"--label", "rack=r1", "--label", "zone=z1", "--diskstats-interval", "1s", "--netdev-interval", "1s", "--log-level", "debug"}
+		"--label", "rack=r1", "--label", "zone=z1", "--interval", "diskstats=1s,netdev=1s", "--log-level", "debug"}
 
 	col := start(t, "hwheal-collector", collectorArgs...)
 	agent := start(t, "hwheal-agent", agentArgs...)
