@@ -30,13 +30,14 @@ test-unit: ## unit tests only (skips test/e2e)
 test-e2e: build ## whole-system tests: real processes, sockets and /dev/kmsg (root)
 	$(GO) test -count=1 -v -timeout 15m ./test/e2e/...
 
-generate: ## regenerate protobuf code (buf, protoc-gen-go, protoc-gen-go-grpc as go tools)
+# Generated code: protobuf (buf) and the eBPF objects with their Go loaders
+# (bpf2go; needs clang and libbpf-dev, which make deps installs).
+generate: ## regenerate protobuf code and eBPF objects (buf, bpf2go as go tools; clang)
 	$(GO) tool buf generate
+	$(GO) generate ./agent/...
 
-check-generated: ## fail if generated code is stale
-	@$(GO) tool buf generate
-	@git diff --exit-code -- proto/ || { echo "generated code is stale: run make generate and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- proto/)" || { git status --porcelain -- proto/; echo "untracked generated files: commit them"; exit 1; }
+check-generated: ## fail if generated code is stale (or a generated file is not committed, on a clean clone)
+	@bash scripts/check-generated.sh
 
 lint: ## go vet, gofmt, buf lint
 	$(GO) vet ./...
