@@ -297,6 +297,7 @@ func TestBackgroundLogs(t *testing.T) {
 		{"gpud/dmesg-with-xid-119.log", xidOnly},
 		{"gpud/dmesg-time-format-iso.log", xidOnly},
 		{"gpud/memory-dmesg.decode.iso.log", xidOnly},
+		{"gpud/xid-13-43-dmesg.decode.iso.log.gz", xidOnly},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			lines := readLines(t, tc.file)
@@ -322,4 +323,93 @@ func xidOnly(l string) string {
 		return "nvidia-xid"
 	}
 	return ""
+}
+
+// TestXidDecodeOnRealLogs runs every NVIDIA Xid line of gpud's captures
+// (669 lines from real nodes) and checks the class each is
+// decoded to against NVIDIA's Xid catalog, read here independently of the
+// rule file: the code is taken from the line with its own pattern and
+// looked up in the catalog's description of it.
+func TestXidDecodeOnRealLogs(t *testing.T) {
+	rs := builtin(t)
+	// Catalog descriptions of the codes these logs hold, and the class
+	// each description means.
+	catalog := map[string]struct{ description, class string }{
+		"13":  {"Graphics Engine Exception (RESTART_APP)", "gpu.app"},
+		"43":  {"GPU stopped processing (IGNORE: the app's channel was reset)", "gpu.app"},
+		"48":  {"Double Bit ECC Error", "gpu.memory"},
+		"63":  {"GPU memory remapping event", "gpu.memory"},
+		"94":  {"Contained memory error", "gpu.memory"},
+		"119": {"GSP RPC Timeout", "gpu.gsp"},
+	}
+	codeRE := regexp.MustCompile(`NVRM: Xid \(PCI:[0-9a-f:]+\): (\d+), `)
+	seen := map[string]int{}
+	for _, file := range []string{"gpud/dmesg-with-xid-119.log", "gpud/dmesg-time-format-iso.log", "gpud/memory-dmesg.decode.iso.log", "gpud/xid-13-43-dmesg.decode.iso.log.gz"} {
+		for _, l := range readLines(t, file) {
+			m := codeRE.FindStringSubmatch(l)
+			if m == nil {
+				continue
+			}
+			want, ok := catalog[m[1]]
+			if !ok {
+				t.Fatalf("%s: Xid %s has no catalog entry in this test: %q", file, m[1], l)
+			}
+			seen[m[1]]++
+			fs := rs.Match(record(stripPrefix(l)))
+			if len(fs) != 1 || fs[0].GetFaultClass() != want.class || fs[0].GetEvidence().GetCaptures()["xid"] != m[1] {
+				t.Errorf("%q (Xid %s, %s) raised %s, want one %s fault", l, m[1], want.description, describe(fs), want.class)
+			}
+		}
+	}
+	for code := range catalog {
+		if seen[code] == 0 {
+			t.Errorf("no line with Xid %s in the copied gpud logs", code)
+		}
+	}
+	t.Logf("Xid lines decoded per code: %v", seen)
+}
+
+// TestThermalLinesInCorpus runs every line of the copied corpora that talks
+// about temperature or throttling. A line must raise a fault exactly when
+// a simple independent reading says it reports heat (throttling or a
+// critical trip): boot notices, registrations, trip-point listings and a
+// zone that cannot be read are not faults.
+func TestThermalLinesInCorpus(t *testing.T) {
+	rs := builtin(t)
+	thermal := regexp.MustCompile(`(?i)thermal|throttl|temperature|overheat|prochot`)
+	heat := regexp.MustCompile(`(?i)above threshold, cpu clock (?:is )?throttled|critical temperature reached`)
+	var lines []string
+	for _, r := range readJSONL[lkmlLine](t, "lkml_lines.jsonl.gz") {
+		lines = append(lines, r.Line)
+	}
+	for _, b := range readJSONL[lkmlBlock](t, "lkml_blocks.jsonl.gz") {
+		lines = append(lines, b.Lines...)
+	}
+	for _, f := range []string{"gpud/h100-boot-dmesg.decode.iso.log.gz", "gpud/dmesg-with-xid-119.log", "gpud/dmesg-time-format-iso.log", "gpud/memory-dmesg.decode.iso.log", "gpud/xid-13-43-dmesg.decode.iso.log.gz"} {
+		lines = append(lines, readLines(t, f)...)
+	}
+	n := 0
+	for _, l := range lines {
+		if !thermal.MatchString(l) {
+			continue
+		}
+		n++
+		fs := rs.Match(record(stripPrefix(l)))
+		var thermalFaults int
+		for _, f := range fs {
+			if c := f.GetFaultClass(); c == "cpu.thermal" || c == "node.thermal_shutdown" {
+				thermalFaults++
+			}
+		}
+		switch want := heat.MatchString(l); {
+		case want && thermalFaults != 1:
+			t.Errorf("%q raised %s, want one thermal fault", l, describe(fs))
+		case !want && thermalFaults != 0:
+			t.Errorf("%q raised %s, want no thermal fault", l, describe(fs))
+		}
+	}
+	if n < 50 {
+		t.Errorf("only %d thermal lines in the copied corpora", n)
+	}
+	t.Logf("%d lines about temperature or throttling", n)
 }

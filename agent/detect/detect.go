@@ -6,10 +6,16 @@
 // the same rules and the same faults.
 //
 // A rule is data: a literal prefilter (contains), an RE2 pattern with named
-// captures, a fault class and severity, and templates that name the part
-// from the captures. Matching looks at the message text only, whatever the
-// record's level or facility, so records written to /dev/kmsg from user space
-// in tests match like kernel ones.
+// captures, a fault class and severity (each of which a capture can select:
+// class_by, severity_by), and templates that name the part from the
+// captures. Matching looks at the message text only, whatever the record's
+// level or facility, so records written to /dev/kmsg from user space in
+// tests match like kernel ones.
+//
+// The package also owns what the agent does with faults before it spools
+// them: the Merger, which makes one fault of a failed block request that
+// both eBPF and the kernel log report, and the Limiter, which bounds the
+// faults of one rule and part during a flood and counts what it sheds.
 package detect
 
 import (
@@ -43,8 +49,13 @@ func Builtin() (*RuleSet, error) {
 
 // Rule is the read-only description of one loaded rule.
 type Rule struct {
-	Name        string
-	Class       string
+	Name string
+	// Class is the default class; a rule with class_by raises others for
+	// the captured values it lists.
+	Class string
+	// Classes is every class the rule can raise: Class first, then those of
+	// class_by in file order.
+	Classes     []string
 	Severity    hwhealv1.Severity // default; a rule may map captured values to others
 	Part        hwhealv1.PartKind
 	Description string
@@ -69,6 +80,9 @@ type rule struct {
 	summary     templates
 	sevGroup    int // capture group that selects the severity; -1 if none
 	sevMap      map[string]hwhealv1.Severity
+	classGroup  int // capture group that selects the class; -1 if none
+	classMap    map[string]string
+	classOrder  []string // class_by's classes in file order, for Rule.Classes
 }
 
 // RuleSet is a compiled set of rules. It is immutable after Load and safe
@@ -104,6 +118,7 @@ func (rs *RuleSet) Rules() []Rule {
 	out := make([]Rule, len(rs.rules))
 	for i, r := range rs.rules {
 		out[i] = r.Rule
+		out[i].Classes = append([]string(nil), r.Classes...)
 	}
 	return out
 }
@@ -183,8 +198,14 @@ func (r *rule) match(rec kernlog.Record) *hwhealv1.Fault {
 			sev = s
 		}
 	}
+	class := r.Class
+	if r.classGroup >= 0 {
+		if c, ok := r.classMap[group(msg, idx, r.classGroup)]; ok {
+			class = c
+		}
+	}
 	f := &hwhealv1.Fault{
-		FaultClass: r.Class,
+		FaultClass: class,
 		Severity:   sev,
 		Part: &hwhealv1.Part{
 			Kind:       r.Part,

@@ -152,6 +152,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("rules:\n  - name: a-b\n    class: x.y\n    severity: info\n    part: node\n    contains: [abc]\n    pattern: 'abc(?P<n>\\d)'\n    summary: [\"{n}\", \"{{}}\"]\n"))
 	f.Add([]byte("rules: [{name: x, class: a.b, severity: warning, part: cpu, contains: xyz, pattern: '(', summary: s}]"))
 	f.Add([]byte("rules:\n  - &a {name: x}\n  - *a\n"))
+	f.Add([]byte("rules:\n  - name: a-b\n    class: x.y\n    severity: info\n    part: gpu\n    contains: [abc]\n    pattern: 'abc(?P<n>\\d)'\n    class_by: {capture: n, x.z: ['1', '2'], x.w: '3'}\n    summary: \"{n}\"\n"))
 	f.Add([]byte("{"))
 	f.Add([]byte(""))
 	f.Fuzz(func(t *testing.T, data []byte) {

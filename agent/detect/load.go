@@ -206,7 +206,7 @@ type rawRule struct {
 	name, class, severity, part, pattern, description string
 	contains, any, notContains                        []string
 	partName, pciAddress, summary                     []string
-	severityBy                                        *yaml.Node
+	severityBy, classBy                               *yaml.Node
 	lines                                             map[string]int // key -> line of its value
 }
 
@@ -260,6 +260,8 @@ func (l *loader) rule(n *yaml.Node) *rule {
 			raw.summary = l.strings(v, raw.name, key)
 		case "severity_by":
 			raw.severityBy = v
+		case "class_by":
+			raw.classBy = v
 		default:
 			l.errorf(k.Line, raw.name, "", "unknown key %q", key)
 		}
@@ -306,7 +308,7 @@ func (l *loader) compile(line int, raw *rawRule) *rule {
 		}
 		return line
 	}
-	r := &rule{sevGroup: -1}
+	r := &rule{sevGroup: -1, classGroup: -1}
 	r.Line = line
 	r.Name = raw.name
 	r.Class = raw.class
@@ -423,6 +425,10 @@ func (l *loader) compile(line int, raw *rawRule) *rule {
 	if raw.severityBy != nil {
 		l.severityBy(r, raw.severityBy, groups, name)
 	}
+	if raw.classBy != nil {
+		l.classBy(r, raw.classBy, groups, name)
+	}
+	r.Classes = append([]string{r.Class}, r.classOrder...)
 	return r
 }
 
@@ -480,6 +486,70 @@ func (l *loader) severityBy(r *rule, n *yaml.Node, groups map[string]int, name s
 		return
 	}
 	r.sevGroup = g
+}
+
+// classBy reads
+//
+//	class_by:
+//	  capture: xid
+//	  gpu.memory: ["48", "63"]
+//	  gpu.nvlink: ["74"]
+//
+// The rule's own class is the default for values not listed. Every key but
+// capture is a fault class, so a misspelt key shows up as a class that is
+// not dotted lower-case and is reported with its line.
+func (l *loader) classBy(r *rule, n *yaml.Node, groups map[string]int, name string) {
+	const field = "class_by"
+	if n.Kind != yaml.MappingNode {
+		l.errorf(n.Line, name, field, "is a %s, want a mapping", kindName(n))
+		return
+	}
+	r.classMap = map[string]string{}
+	capture := ""
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if seen[k.Value] {
+			l.errorf(k.Line, name, field, "duplicate key %q", k.Value)
+			continue
+		}
+		seen[k.Value] = true
+		if k.Value == "capture" {
+			capture, _ = l.scalar(v, name, field+".capture")
+			continue
+		}
+		if !classRE.MatchString(k.Value) {
+			l.errorf(k.Line, name, field, "key %q is neither capture nor a dotted lower-case class such as gpu.memory", k.Value)
+			continue
+		}
+		vals := l.strings(v, name, field+"."+k.Value)
+		if len(vals) == 0 && (v.Kind == yaml.SequenceNode) {
+			l.errorf(v.Line, name, field, "class %s lists no values", k.Value)
+		}
+		for _, val := range vals {
+			if prev, dup := r.classMap[val]; dup {
+				l.errorf(v.Line, name, field, "value %q listed under both %s and %s", val, prev, k.Value)
+				continue
+			}
+			r.classMap[val] = k.Value
+		}
+		if k.Value != r.Class {
+			r.classOrder = append(r.classOrder, k.Value)
+		}
+	}
+	if capture == "" {
+		l.errorf(n.Line, name, field, "capture: required")
+		return
+	}
+	if r.re == nil {
+		return
+	}
+	g, ok := groups[capture]
+	if !ok {
+		l.errorf(n.Line, name, field, "capture %q is not a named group of the pattern", capture)
+		return
+	}
+	r.classGroup = g
 }
 
 func severityName(s hwhealv1.Severity) string {

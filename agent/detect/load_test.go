@@ -31,7 +31,12 @@ func TestShippedRules(t *testing.T) {
 	}
 	classes := map[string]bool{}
 	for _, r := range rs.Rules() {
-		classes[r.Class] = true
+		if len(r.Classes) == 0 || r.Classes[0] != r.Class {
+			t.Errorf("rule %s: Classes %v does not start with its class %s", r.Name, r.Classes, r.Class)
+		}
+		for _, c := range r.Classes {
+			classes[c] = true
+		}
 	}
 	// The classes the rest of hwheal keys on; renaming one is a contract change.
 	for _, c := range []string{
@@ -39,6 +44,7 @@ func TestShippedRules(t *testing.T) {
 		"disk.nvme_timeout", "disk.nvme_controller_failed", "memory.ce", "memory.ue", "memory.failure",
 		"cpu.mce", "pcie.aer_corrected", "pcie.aer_nonfatal", "pcie.aer_fatal", "nic.link_down",
 		"gpu.xid", "gpu.fallen_off_bus", "cpu.thermal", "kernel.lockup", "kernel.hung_task", "fs.error",
+		"gpu.memory", "gpu.nvlink", "gpu.gsp", "gpu.app", "node.thermal_shutdown",
 	} {
 		if !classes[c] {
 			t.Errorf("no shipped rule raises %s", c)
@@ -154,6 +160,46 @@ func TestLoadErrors(t *testing.T) {
 			name: "severity_by value twice",
 			yaml: goodRule + "    severity_by:\n      capture: device\n      warning: [sda]\n      info: [sda]\n",
 			want: []string{`rule "disk-io-error": severity_by: value "sda" listed under both warning and info`},
+		},
+		{
+			name: "class_by capture missing",
+			yaml: goodRule + "    class_by:\n      capture: lba\n      disk.other: [\"0\"]\n",
+			want: []string{`test.yaml:11: rule "disk-io-error": class_by: capture "lba" is not a named group of the pattern`},
+		},
+		{
+			name: "class_by without capture",
+			yaml: goodRule + "    class_by:\n      disk.other: [\"0\"]\n",
+			want: []string{`test.yaml:11: rule "disk-io-error": class_by: capture: required`},
+		},
+		{
+			name: "class_by value under two classes",
+			yaml: goodRule + "    class_by:\n      capture: device\n      disk.one: [sda, sdb]\n      disk.two: [sdc, sda]\n",
+			want: []string{`test.yaml:13: rule "disk-io-error": class_by: value "sda" listed under both disk.one and disk.two`},
+		},
+		{
+			name: "class_by key that is not a class",
+			yaml: goodRule + "    class_by:\n      capture: device\n      critical: [sda]\n",
+			want: []string{`test.yaml:12: rule "disk-io-error": class_by: key "critical" is neither capture nor a dotted lower-case class`},
+		},
+		{
+			name: "class_by is a list",
+			yaml: goodRule + "    class_by: [device]\n",
+			want: []string{`test.yaml:10: rule "disk-io-error": class_by: is a list, want a mapping`},
+		},
+		{
+			name: "class_by class with no values",
+			yaml: goodRule + "    class_by:\n      capture: device\n      disk.one: []\n",
+			want: []string{`test.yaml:12: rule "disk-io-error": class_by: class disk.one lists no values`},
+		},
+		{
+			name: "class_by duplicate class",
+			yaml: goodRule + "    class_by:\n      capture: device\n      disk.one: [sda]\n      disk.one: [sdb]\n",
+			want: []string{`test.yaml:13: rule "disk-io-error": class_by: duplicate key "disk.one"`},
+		},
+		{
+			name: "class_by value is a mapping",
+			yaml: goodRule + "    class_by:\n      capture: device\n      disk.one: {a: b}\n",
+			want: []string{`test.yaml:12: rule "disk-io-error": class_by.disk.one: is a mapping, want a string or a list of strings`},
 		},
 		{
 			name: "contains is a mapping",
@@ -286,6 +332,65 @@ func TestLoadFeatures(t *testing.T) {
 	}
 	if got := rs.Rules()[0]; got.Severity != hwhealv1.Severity_SEVERITY_WARNING || got.Description != "test rule" || got.Line != 2 {
 		t.Errorf("Rules()[0] = %+v", got)
+	}
+}
+
+// TestLoadClassBy checks that class_by picks the class from a capture,
+// falls back to the rule's class, works beside severity_by on the same
+// capture, and that Rules lists every class a rule can raise.
+func TestLoadClassBy(t *testing.T) {
+	const src = `rules:
+  - name: xid
+    class: gpu.xid
+    severity: warning
+    severity_by:
+      capture: xid
+      critical: ["48", "74"]
+    class_by:
+      capture: xid
+      gpu.memory: ["48", "63"]
+      gpu.nvlink: "74"
+      gpu.xid: ["8"]
+    part: gpu
+    contains: "NVRM: Xid ("
+    pattern: 'Xid \(PCI:(?P<pci>[0-9a-f:]+)\): (?P<xid>\d+)'
+    summary: "Xid {xid}"
+  - name: plain
+    class: gpu.xid
+    severity: info
+    part: gpu
+    contains: "plain xid"
+    pattern: 'plain xid (?P<xid>\d+)'
+    summary: "{xid}"
+`
+	rs, err := detect.Load(strings.NewReader(src), "classby.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ msg, class, sev string }{
+		{"NVRM: Xid (PCI:0000:19:00): 48", "gpu.memory", "critical"},
+		{"NVRM: Xid (PCI:0000:19:00): 63", "gpu.memory", "warning"},
+		{"NVRM: Xid (PCI:0000:19:00): 74", "gpu.nvlink", "critical"},
+		{"NVRM: Xid (PCI:0000:19:00): 8", "gpu.xid", "warning"},
+		{"NVRM: Xid (PCI:0000:19:00): 999", "gpu.xid", "warning"},
+		{"NVRM: Xid (PCI:0000:19:00): 480", "gpu.xid", "warning"}, // whole value, not a prefix
+		{"plain xid 48", "gpu.xid", "info"},
+	} {
+		fs := rs.Match(record(tc.msg))
+		if len(fs) != 1 || fs[0].GetFaultClass() != tc.class || severityName(fs[0].GetSeverity()) != tc.sev {
+			t.Errorf("Match(%q) = %s, want class %s severity %s", tc.msg, describe(fs), tc.class, tc.sev)
+		}
+	}
+	rules := rs.Rules()
+	if got := strings.Join(rules[0].Classes, ","); got != "gpu.xid,gpu.memory,gpu.nvlink" {
+		t.Errorf("Rules()[0].Classes = %s, want the default first, then class_by's in file order, each once", got)
+	}
+	if got := strings.Join(rules[1].Classes, ","); got != "gpu.xid" {
+		t.Errorf("Rules()[1].Classes = %s, want gpu.xid", got)
+	}
+	rules[0].Classes[0] = "mutated"
+	if rs.Rules()[0].Classes[0] != "gpu.xid" {
+		t.Error("Rules returns a Classes slice that writes through to the rule set")
 	}
 }
 
