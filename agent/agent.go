@@ -108,9 +108,15 @@ func (c *Config) Validate() error {
 
 // Agent is a running node agent.
 type Agent struct {
-	cfg       Config
-	log       *slog.Logger
-	rules     *detect.RuleSet
+	cfg   Config
+	log   *slog.Logger
+	rules *detect.RuleSet
+	// merger joins one failed block request seen by eBPF and by the
+	// kernel log into one fault; limiter then bounds what a flood of one
+	// (rule, part) can spool. Every fault goes through both, in that order,
+	// so a merged pair costs one token.
+	merger    *detect.Merger
+	limiter   *detect.Limiter
 	spool     *spool.Spool
 	client    *transport.Client
 	kmsg      *kmsg.Source // nil when disabled
@@ -149,7 +155,8 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open spool: %w", err)
 	}
-	a := &Agent{cfg: cfg, log: log, rules: rules, spool: sp}
+	a := &Agent{cfg: cfg, log: log, rules: rules, spool: sp, limiter: detect.NewLimiter(detect.LimiterConfig{})}
+	a.merger = detect.NewMerger(detect.MergerConfig{}, a.emitFault)
 	a.bootID = readBootID(cfg.Root)
 	a.bootWall = bootWallTime()
 
@@ -233,6 +240,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}()
 	wg.Wait()
+	a.merger.Close() // spool what is held before the spool closes
 	close(errc)
 	// A source that failed does not stop the others (the agent keeps
 	// watching what it can); its error is reported at exit.
@@ -260,7 +268,6 @@ func (a *Agent) Log(rec kernlog.Record) {
 	if len(faults) == 0 {
 		return
 	}
-	reports := make([]*hwhealv1.Report, 0, len(faults))
 	for _, f := range faults {
 		if f.GetTime() == nil {
 			f.Time = timestamppb.New(a.recordTime(rec))
@@ -268,16 +275,24 @@ func (a *Agent) Log(rec kernlog.Record) {
 		if kl := f.GetEvidence().GetKernelLog(); kl != nil && rec.Seq > 0 {
 			kl.BootId = a.bootID
 		}
-		reports = append(reports, &hwhealv1.Report{Item: &hwhealv1.Report_Fault{Fault: f}})
+		a.merger.Add(f)
 	}
-	a.faults.Add(uint64(len(faults)))
-	a.append(reports...)
 }
 
-// Raise implements source.Sink: it spools a fault a source detected itself.
+// Raise implements source.Sink: a fault a source detected itself goes the
+// way of the rules' faults.
 func (a *Agent) Raise(f *hwhealv1.Fault) {
 	if f.GetTime() == nil {
 		f.Time = timestamppb.Now()
+	}
+	a.merger.Add(f)
+}
+
+// emitFault is where every fault leaves the merger: the limiter sheds
+// (and counts) what a flood repeats, the rest is spooled.
+func (a *Agent) emitFault(f *hwhealv1.Fault) {
+	if !a.limiter.Allow(f) {
+		return
 	}
 	a.faults.Add(1)
 	a.append(&hwhealv1.Report{Item: &hwhealv1.Report_Fault{Fault: f}})

@@ -270,3 +270,57 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// spooledFaults reads every fault in the agent's spool.
+func spooledFaults(t *testing.T, a *Agent) []*hwhealv1.Fault {
+	t.Helper()
+	reps, err := a.spool.Read(1, 100000, 64<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*hwhealv1.Fault
+	for _, r := range reps {
+		if f := r.GetFault(); f != nil {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// TestAgentMergesAndSheds drives the agent's sink directly (no collector):
+// a failed request seen by eBPF and by the kernel log is spooled once, with
+// the kernel's line as evidence; a flood of one fault line is shed after
+// the limiter's burst and counted.
+func TestAgentMergesAndSheds(t *testing.T) {
+	a, err := New(t.Context(), Config{Collector: "127.0.0.1:1", Node: "n", StateDir: t.TempDir(), Root: t.TempDir(),
+		Insecure: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.spool.Close() })
+
+	a.Raise(&hwhealv1.Fault{FaultClass: "disk.io_error", Severity: hwhealv1.Severity_SEVERITY_CRITICAL,
+		Part: &hwhealv1.Part{Kind: hwhealv1.PartKind_PART_KIND_DISK, Name: "sdq"}, Rule: "ebpf-block-rq-error",
+		Evidence: &hwhealv1.Evidence{Captures: map[string]string{"device": "sdq", "sector": "4196408", "op": "READ", "status": "I/O"}}})
+	a.Log(kernlog.Record{Level: 3, Seq: 7, Monotonic: time.Second, HasMonotonic: true,
+		Message: "I/O error, dev sdq, sector 4196408 op 0x0:(READ) flags 0x83700 phys_seg 9 prio class 2"})
+	got := spooledFaults(t, a)
+	if len(got) != 1 || got[0].GetRule() != "blk-io-error+ebpf-block-rq-error" || got[0].GetEvidence().GetKernelLog() == nil {
+		t.Fatalf("spooled %v, want one merged fault with the kernel's line", got)
+	}
+
+	const flood = 5000
+	for i := range flood {
+		a.Log(kernlog.Record{Level: 3, Seq: uint64(100 + i), Message: "EDAC MC0: 1 UE Cannot decode normalized address on mc#0csrow#0channel#2 (csrow:0 channel:2 page:0x0 offset:0x0 grain:64)"})
+	}
+	ue := 0
+	for _, f := range spooledFaults(t, a) {
+		if f.GetFaultClass() == "memory.ue" {
+			ue++
+		}
+	}
+	shed := a.limiter.ShedTotal()
+	if ue == 0 || ue > 100 || uint64(ue)+shed != flood {
+		t.Fatalf("flood of %d: %d spooled, %d shed; want a bounded number spooled and the rest counted", flood, ue, shed)
+	}
+}
