@@ -15,6 +15,7 @@ import (
 	"github.com/hwheal/hwheal/agent/source/hwmon"
 	"github.com/hwheal/hwheal/agent/source/kmsg"
 	"github.com/hwheal/hwheal/agent/source/netdev"
+	"github.com/hwheal/hwheal/agent/source/rasevent"
 )
 
 // sourceSet is every source the agent runs, in start order. The kmsg
@@ -44,6 +45,7 @@ func builtinSources(cfg *Config, log *slog.Logger) sourceSet {
 		edac.New(edac.Config{Root: cfg.Root, Interval: interval("edac"), Logger: logger("edac")}),
 		aer.New(aer.Config{Root: cfg.Root, Interval: interval("aer"), Logger: logger("aer")}),
 		hwmon.New(hwmon.Config{Root: cfg.Root, Interval: interval("hwmon"), Logger: logger("hwmon")}),
+		rasevent.New(rasevent.Config{Interval: interval("ras"), Logger: logger("ras")}),
 	}
 	set := sourceSet{}
 	for _, s := range all {

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 generated() {
-  find proto agent \( -name '*.pb.go' -o -name '*_bpfel.go' -o -name '*_bpfel.o' \) -type f -print0 |
+  find proto agent \( -name '*.pb.go' -o -name '*_bpfel.go' -o -name '*_bpfel.o' -o -name '*_bpfel_test.go' -o -name '*_bpfel_test.o' \) -type f -print0 |
     sort -z | xargs -0 -r sha256sum
 }
 before=$(generated)
