@@ -187,6 +187,9 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 
 	set := builtinSources(&a.cfg, log)
 	a.kmsg, a.sources = set.kmsg, set.all
+	for _, p := range set.liveOnly {
+		log.Info("source left out", "source", p.Source, "reason", p.Unavailable)
+	}
 	return a, nil
 }
 

@@ -84,6 +84,7 @@ func Inspect(ctx context.Context, cfg Config) (*Inspection, error) {
 		in.InventoryError = err.Error()
 	}
 	wg.Wait()
+	in.Sources = append(in.Sources, set.liveOnly...)
 	return in, ctx.Err()
 }
 

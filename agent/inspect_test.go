@@ -38,6 +38,12 @@ func TestInspectFixtureTree(t *testing.T) {
 			t.Errorf("%s: unavailable %q, %d readings", name, p.Unavailable, len(p.Observations))
 		}
 	}
+	for _, live := range []string{"ras", "netlink"} {
+		i, ok := byName[live]
+		if !ok || !strings.Contains(in.Sources[i].Unavailable, "--root") {
+			t.Errorf("%s on a fixture tree: want it listed as reading the running kernel only, got %+v", live, in.Sources)
+		}
+	}
 	if p := in.Sources[byName["diskstats"]]; !strings.Contains(p.Unavailable, "diskstats") || len(p.Observations) != 0 {
 		t.Errorf("diskstats without /proc/diskstats: %+v", p)
 	}

@@ -3,6 +3,7 @@ package agent
 import (
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/hwheal/hwheal/agent/source/hwmon"
 	"github.com/hwheal/hwheal/agent/source/kmsg"
 	"github.com/hwheal/hwheal/agent/source/netdev"
+	"github.com/hwheal/hwheal/agent/source/netlink"
 	"github.com/hwheal/hwheal/agent/source/rasevent"
 )
 
@@ -24,6 +26,10 @@ import (
 type sourceSet struct {
 	kmsg *kmsg.Source // nil when disabled
 	all  []source.Source
+	// liveOnly are the sources left out because they read the running
+	// kernel (eBPF, netlink) while Root is a fixture tree: what they would
+	// say of this host is not what the tree describes.
+	liveOnly []source.Probe
 }
 
 // builtinSources is the agent's registry of sources: one explicit list,
@@ -38,6 +44,10 @@ func builtinSources(cfg *Config, log *slog.Logger) sourceSet {
 		dcfg.Exclude = regexp.MustCompile(cfg.DiskExclude) // checked by Validate
 	}
 	k := kmsg.New(kmsg.Config{Root: cfg.Root, StateDir: cfg.StateDir, Logger: logger("kmsg")})
+	live := []source.Source{
+		rasevent.New(rasevent.Config{Interval: interval("ras"), Logger: logger("ras")}),
+		netlink.New(netlink.Config{Logger: logger("netlink")}),
+	}
 	all := []source.Source{
 		k,
 		diskstats.New(dcfg),
@@ -45,9 +55,18 @@ func builtinSources(cfg *Config, log *slog.Logger) sourceSet {
 		edac.New(edac.Config{Root: cfg.Root, Interval: interval("edac"), Logger: logger("edac")}),
 		aer.New(aer.Config{Root: cfg.Root, Interval: interval("aer"), Logger: logger("aer")}),
 		hwmon.New(hwmon.Config{Root: cfg.Root, Interval: interval("hwmon"), Logger: logger("hwmon")}),
-		rasevent.New(rasevent.Config{Interval: interval("ras"), Logger: logger("ras")}),
 	}
 	set := sourceSet{}
+	if filepath.Clean(cfg.Root) == "/" {
+		all = append(all, live...)
+	} else {
+		for _, s := range live {
+			if !slices.Contains(cfg.Disable, s.Name()) {
+				set.liveOnly = append(set.liveOnly, source.Probe{Source: s.Name(),
+					Unavailable: fmt.Sprintf("reads the running kernel, not the tree under --root %s", cfg.Root)})
+			}
+		}
+	}
 	for _, s := range all {
 		if slices.Contains(cfg.Disable, s.Name()) {
 			continue
