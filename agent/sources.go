@@ -11,6 +11,7 @@ import (
 
 	"github.com/hwheal/hwheal/agent/source"
 	"github.com/hwheal/hwheal/agent/source/aer"
+	"github.com/hwheal/hwheal/agent/source/blockio"
 	"github.com/hwheal/hwheal/agent/source/diskstats"
 	"github.com/hwheal/hwheal/agent/source/edac"
 	"github.com/hwheal/hwheal/agent/source/hwmon"
@@ -45,6 +46,7 @@ func builtinSources(cfg *Config, log *slog.Logger) sourceSet {
 	}
 	k := kmsg.New(kmsg.Config{Root: cfg.Root, StateDir: cfg.StateDir, Logger: logger("kmsg")})
 	live := []source.Source{
+		blockio.New(blockio.Config{Root: cfg.Root, Interval: interval("blockio"), Logger: logger("blockio")}),
 		rasevent.New(rasevent.Config{Interval: interval("ras"), Logger: logger("ras")}),
 		netlink.New(netlink.Config{Logger: logger("netlink")}),
 	}
