@@ -3,7 +3,7 @@
 # are all there already (so a developer's make test does not touch apt).
 set -euo pipefail
 PACKAGES=(
-  clang libbpf-dev   # make check-generated rebuilds the eBPF objects (bpf2go)
+  clang llvm libbpf-dev  # make check-generated rebuilds the eBPF objects (bpf2go strips with llvm-strip)
   fuse3              # the EIO-injecting FUSE file under a loop device (e2e)
   iproute2           # veth pairs in network namespaces (netlink e2e)
   smartmontools      # the SMART source reads smartctl --json where it is installed (tests run it)

@@ -8,10 +8,11 @@ import (
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
 
-// MergeClass is the class of the faults the Merger pairs: a failed block
-// request, which the eBPF block source and the kernel log rule
-// blk-io-error both report.
-const MergeClass = "disk.io_error"
+// MergeClasses are the classes of the faults the Merger pairs: a failed
+// block request, which the eBPF block source and the kernel log rules
+// blk-io-error and blk-medium-error both report (the block layer's status
+// decides which: BLK_STS_MEDIUM is a medium error, the rest I/O errors).
+var MergeClasses = []string{"disk.io_error", "disk.medium_error"}
 
 // Merger defaults.
 const (
@@ -49,10 +50,10 @@ func (c MergerConfig) withDefaults() MergerConfig {
 }
 
 // Merger turns one failed block request seen by two sources into one
-// fault. The eBPF block source raises a MergeClass fault for every failed
-// request and the kernel log rule blk-io-error raises one for the same
-// request, both with the captures device and sector. The first of a
-// (device, sector) is held for MergerConfig.Hold; when a fault of the same
+// fault. The eBPF block source raises a fault of one of MergeClasses for
+// every failed request and the kernel log rules raise one of the same
+// class for the same request, both with the captures device and sector.
+// The first of a (class, device, sector) is held for MergerConfig.Hold; when a fault of the same
 // key comes from the other source, the two are sent at once as one (see
 // Add); otherwise the held one is sent alone when its hold ends.
 //
@@ -62,7 +63,7 @@ func (c MergerConfig) withDefaults() MergerConfig {
 // requests (a retry of the same sector), each waiting for its own partner
 // in turn.
 //
-// Faults of other classes, and MergeClass faults without a device and a
+// Faults of other classes, and faults without a device and a
 // sector, go straight through. Everything is sent through the emit
 // function given to NewMerger, which must not call back into the Merger.
 // The Merger is safe for concurrent use.
@@ -89,7 +90,7 @@ type Merger struct {
 	merged, alone, evicted, passed atomic.Uint64
 }
 
-type mergeKey struct{ device, sector string }
+type mergeKey struct{ class, device, sector string }
 
 type heldFault struct {
 	f          *hwhealv1.Fault
@@ -337,11 +338,12 @@ func (m *Merger) disarm() {
 }
 
 func mergeKeyOf(f *hwhealv1.Fault) (mergeKey, bool) {
-	if f.GetFaultClass() != MergeClass {
+	class := f.GetFaultClass()
+	if class != MergeClasses[0] && class != MergeClasses[1] {
 		return mergeKey{}, false
 	}
 	caps := f.GetEvidence().GetCaptures()
-	k := mergeKey{device: caps["device"], sector: caps["sector"]}
+	k := mergeKey{class: class, device: caps["device"], sector: caps["sector"]}
 	return k, k.device != "" && k.sector != ""
 }
 

@@ -154,18 +154,31 @@ func TestMerger(t *testing.T) {
 			stats: detect.MergerStats{Alone: 3},
 		},
 		{
-			name: "other classes and faults without a sector pass straight through",
+			name: "faults without a sector pass straight through; a medium error is no partner of an I/O error",
 			adds: []add{
 				{0, ebpf("nvme0n1", "0")},
 				{1 * ms, kmsg(kmsgMedium)},   // disk.medium_error
 				{2 * ms, kmsg(kmsgBufferIO)}, // disk.io_error, logical block, no sector
 			},
 			want: []emitted{
-				{1 * ms, "blk-medium-error", "0", 1 * ms},
 				{2 * ms, "buffer-io-error", "", 2 * ms},
 				{250 * ms, "ebpf-block-rq-error", "0", 0},
+				{251 * ms, "blk-medium-error", "0", 1 * ms},
 			},
-			stats: detect.MergerStats{Passed: 2, Alone: 1},
+			stats: detect.MergerStats{Passed: 1, Alone: 2},
+		},
+		{
+			name: "a medium error seen by both sources is one fault",
+			adds: []add{
+				{0, func(at time.Time) *hwhealv1.Fault {
+					f := ebpfFault("nvme0n1", "0", at)
+					f.FaultClass = "disk.medium_error"
+					return f
+				}},
+				{1 * ms, kmsg(kmsgMedium)},
+			},
+			want:  []emitted{{1 * ms, "blk-medium-error+ebpf-block-rq-error", "0", 0}},
+			stats: detect.MergerStats{Merged: 1},
 		},
 		{
 			name:    "close flushes what is held, oldest first",
