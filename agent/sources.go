@@ -19,6 +19,7 @@ import (
 	"github.com/hwheal/hwheal/agent/source/netdev"
 	"github.com/hwheal/hwheal/agent/source/netlink"
 	"github.com/hwheal/hwheal/agent/source/rasevent"
+	"github.com/hwheal/hwheal/agent/source/smart"
 )
 
 // sourceSet is every source the agent runs, in start order. The kmsg
@@ -57,6 +58,7 @@ func builtinSources(cfg *Config, log *slog.Logger) sourceSet {
 		edac.New(edac.Config{Root: cfg.Root, Interval: interval("edac"), Logger: logger("edac")}),
 		aer.New(aer.Config{Root: cfg.Root, Interval: interval("aer"), Logger: logger("aer")}),
 		hwmon.New(hwmon.Config{Root: cfg.Root, Interval: interval("hwmon"), Logger: logger("hwmon")}),
+		smart.New(smart.Config{Root: cfg.Root, Interval: interval("smart"), Logger: logger("smart")}),
 	}
 	set := sourceSet{}
 	if filepath.Clean(cfg.Root) == "/" {
