@@ -14,7 +14,7 @@ const (
 	DefaultBurst       = 20
 	DefaultEvery       = time.Second
 	DefaultMaxKeys     = 1024
-	DefaultNewKeyBurst = 100
+	DefaultNewKeyBurst = 512
 	DefaultNewKeyEvery = 100 * time.Millisecond
 )
 
@@ -34,8 +34,9 @@ type LimiterConfig struct {
 	// when full, the one seen least recently is forgotten.
 	MaxKeys int
 	// NewKeyBurst and NewKeyEvery bound how fast one rule may bring in
-	// part names not tracked yet (default 100 at once, then one every
-	// 100 ms). A real incident touches tens of parts, each of whose first
+	// part names not tracked yet (default 512 at once, then one every
+	// 100 ms). A real incident touches tens to hundreds of parts (an HBA
+	// or expander failing takes every disk behind it), each of whose first
 	// faults pass; a flood of made-up or ever-changing names would
 	// otherwise get a full burst for every name and push the real parts
 	// out of the table. A negative NewKeyBurst turns this bound off.

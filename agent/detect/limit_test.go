@@ -290,8 +290,8 @@ func TestLimiterDefaults(t *testing.T) {
 	if l.Keys() > detect.DefaultMaxKeys {
 		t.Errorf("%d keys tracked, want at most %d", l.Keys(), detect.DefaultMaxKeys)
 	}
-	// 7 rules × (100 at once + 10 a second × 100 s) new names at most.
-	if got, max := 100_000-int(l.ShedTotal()-80), 7*(100+10*100); got > max {
+	// 7 rules × (a burst at once + 10 a second × 100 s) new names at most.
+	if got, max := 100_000-int(l.ShedTotal()-80), 7*(detect.DefaultNewKeyBurst+10*100); got > max {
 		t.Errorf("%d new names admitted, want at most %d", got, max)
 	}
 }
