@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -88,11 +87,6 @@ func (c *Config) Validate() error {
 	}
 	if c.Root == "" {
 		c.Root = "/"
-	}
-	if c.DiskExclude != "" {
-		if _, err := regexp.Compile(c.DiskExclude); err != nil {
-			return fmt.Errorf("disk-exclude: %w", err)
-		}
 	}
 	if err := c.validateSources(); err != nil {
 		return err

@@ -110,6 +110,8 @@ func TestSourceConfigValidate(t *testing.T) {
 	}{
 		{name: "unknown disabled source", cfg: Config{Disable: []string{"floppy"}}, want: `disable: unknown source "floppy"`},
 		{name: "interval of the event-driven kmsg", cfg: Config{Intervals: map[string]time.Duration{"kmsg": time.Second}}, want: "not a periodic source"},
+		{name: "interval of the event-driven netlink", cfg: Config{Intervals: map[string]time.Duration{"netlink": time.Second}}, want: "not a periodic source"},
+		{name: "bad disk regexp", cfg: Config{DiskExclude: "("}, want: "disk-exclude"},
 		{name: "negative interval", cfg: Config{Intervals: map[string]time.Duration{"edac": -time.Second}}, want: "negative"},
 		{name: "fine", cfg: Config{Disable: []string{"kmsg", "aer"}, Intervals: map[string]time.Duration{"hwmon": time.Minute}}},
 	}

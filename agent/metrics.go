@@ -10,9 +10,9 @@ type agentMetrics struct {
 	a *Agent
 
 	kmsgRecords, kmsgDropped, kmsgOverruns, kmsgSkipped  *prometheus.Desc
-	sourceErrors                                         *prometheus.Desc
+	sourceErrors, sourceDropped                          *prometheus.Desc
 	faults, observations, appendErrors                   *prometheus.Desc
-	faultsShed, faultsMerged, faultsAlone                *prometheus.Desc
+	faultsShed, faultsMerged, faultsAlone, faultsEvicted *prometheus.Desc
 	spoolPending, spoolBytes, spoolDropped, spoolCorrupt *prometheus.Desc
 	connected, connects, reportsSent, rejected           *prometheus.Desc
 	spoolSyncs, collectorBehind, collectorAhead          *prometheus.Desc
@@ -30,12 +30,16 @@ func (a *Agent) metrics() prometheus.Collector {
 		kmsgOverruns: desc("kmsg_overruns_total", "Reads of /dev/kmsg that returned EPIPE (ring overrun)."),
 		kmsgSkipped:  desc("kmsg_skipped_total", "Kernel log lines skipped, by reason.", "reason"),
 		sourceErrors: desc("source_errors_total", "Reads of a periodic source that failed, by source.", "source"),
+		sourceDropped: desc("source_dropped_total",
+			"Events a source lost before the agent read them (a full eBPF ring buffer), by source.", "source"),
 		faults:       desc("faults_total", "Faults spooled: raised by the agent's rules and sources, after merging and shedding."),
 		observations: desc("observations_total", "Observations taken by periodic sources."),
 		faultsShed:   desc("faults_shed_total", "Faults not spooled because one (rule, part) raised them faster than the limit, by rule.", "rule"),
 		faultsMerged: desc("faults_merged_total", "Failed block requests seen by eBPF and the kernel log, spooled as one fault."),
 		faultsAlone: desc("faults_merge_alone_total",
 			"Failed block requests seen by one source only (the kernel rate-limits its log lines; eBPF may be unavailable)."),
+		faultsEvicted: desc("faults_merge_evicted_total",
+			"Failed block requests sent before their hold ended because the merger held its maximum."),
 		appendErrors: desc("spool_append_errors_total", "Reports that could not be written to the spool."),
 		spoolPending: desc("spool_pending_reports", "Reports in the spool not yet acknowledged by the collector."),
 		spoolBytes:   desc("spool_bytes", "Bytes of the on-disk spool."),
@@ -76,6 +80,9 @@ func (m *agentMetrics) Collect(ch chan<- prometheus.Metric) {
 		if e, ok := src.(interface{ Errors() uint64 }); ok {
 			counter(m.sourceErrors, e.Errors(), src.Name())
 		}
+		if d, ok := src.(interface{ Dropped() uint64 }); ok {
+			counter(m.sourceDropped, d.Dropped(), src.Name())
+		}
 	}
 	counter(m.faults, a.faults.Load())
 	counter(m.observations, a.observations.Load())
@@ -85,6 +92,7 @@ func (m *agentMetrics) Collect(ch chan<- prometheus.Metric) {
 	ms := a.merger.Stats()
 	counter(m.faultsMerged, ms.Merged)
 	counter(m.faultsAlone, ms.Alone)
+	counter(m.faultsEvicted, ms.Evicted)
 	counter(m.appendErrors, a.appendErrors.Load())
 	ss := a.spool.Stats()
 	gauge(m.spoolPending, float64(ss.Pending))

@@ -94,17 +94,28 @@ func SourceNames() []string {
 	return names
 }
 
-// validateSources checks the names in Disable and Intervals.
+// eventDriven is true of the sources that read as the kernel reports,
+// with no interval to set.
+func eventDriven(name string) bool { return name == "kmsg" || name == "netlink" }
+
+// validateSources checks the names in Disable and Intervals, and the
+// regular expression of DiskExclude.
 func (c *Config) validateSources() error {
+	if c.DiskExclude != "" {
+		if _, err := regexp.Compile(c.DiskExclude); err != nil {
+			return fmt.Errorf("disk-exclude: %w", err)
+		}
+	}
 	names := SourceNames()
 	for _, n := range c.Disable {
 		if !slices.Contains(names, n) {
 			return fmt.Errorf("disable: unknown source %q (sources: %s)", n, strings.Join(names, ", "))
 		}
 	}
+	periodic := slices.DeleteFunc(slices.Clone(names), eventDriven)
 	for n, d := range c.Intervals {
-		if !slices.Contains(names, n) || n == "kmsg" {
-			return fmt.Errorf("interval: %q is not a periodic source (sources: %s)", n, strings.Join(names[1:], ", "))
+		if !slices.Contains(periodic, n) {
+			return fmt.Errorf("interval: %q is not a periodic source (periodic sources: %s)", n, strings.Join(periodic, ", "))
 		}
 		if d < 0 {
 			return fmt.Errorf("interval: %s=%v is negative", n, d)

@@ -47,6 +47,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -338,6 +339,10 @@ func (s *Source) fault(t *tracer, r record) *hwhealv1.Fault {
 		return nil
 	}
 	name := s.diskName(r.Dev)
+	if notServerDisk(name) {
+		s.log.Debug("failed block request on a floppy or optical drive not raised", "dev", name, "sector", r.Sector, "op", op, "status", status)
+		return nil
+	}
 	sector := strconv.FormatUint(r.Sector, 10)
 	return &hwhealv1.Fault{
 		FaultClass: class,
@@ -355,6 +360,14 @@ func (s *Source) fault(t *tracer, r record) *hwhealv1.Fault {
 			CaptureDev:       devName(r),
 		}},
 	}
+}
+
+// notServerDisk is true of floppy and optical drives: not server parts,
+// and a VM's phantom fd0 or an empty DVD drive probed by blkid fail
+// requests all the time. The kernel-log rule blk-io-error leaves the same
+// devices out, so both sources agree.
+func notServerDisk(name string) bool {
+	return strings.HasPrefix(name, "fd") || strings.HasPrefix(name, "sr")
 }
 
 // diskName names a kernel dev_t by its /sys/dev/block link ("loop0");

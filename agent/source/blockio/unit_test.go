@@ -385,6 +385,9 @@ func TestFault(t *testing.T) {
 	if err := os.Symlink("../../devices/virtual/block/loop0", filepath.Join(root, "sys", "dev", "block", "7:0")); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Symlink("../../devices/pci0000:00/0000:00:01.1/ata2/host1/target1:0:0/1:0:0:0/block/sr0", filepath.Join(root, "sys", "dev", "block", "11:0")); err != nil {
+		t.Fatal(err)
+	}
 	s := New(Config{Root: root})
 	tr := &tracer{kernel: kernelVersion{6, 18}, ops: defaultReqOps}
 	base := record{KtimeNs: 1, Sector: 2048, Dev: 7 << 20, NrSectors: 8}
@@ -407,6 +410,7 @@ func TestFault(t *testing.T) {
 		},
 			ClassIOError, "timeout", "WRITE", "8:16", "timeout error on 8:16 at sector 2048 (WRITE)"},
 		{"not supported", func(r record) record { r.Kind, r.Error = kindBTF, 1; return r }, "", "", "", "", ""},
+		{"empty optical drive", func(r record) record { r.Kind, r.Error, r.Op, r.Dev = kindBTF, 10, 0, 11<<20; return r }, "", "", "", "", ""},
 		{"tp_btf passthrough", func(r record) record { r.Kind, r.Error, r.Op = kindBTF, 10, 34; return r }, "", "", "", "", ""},
 		{"tracepoint passthrough", func(r record) record {
 			r.Kind, r.Error, r.RWBS, r.Sector, r.NrSectors = kindTracepoint, -5, "N", 0, 0
