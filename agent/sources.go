@@ -5,8 +5,10 @@ import (
 	"log/slog"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hwheal/hwheal/agent/source"
@@ -40,15 +42,17 @@ type sourceSet struct {
 // once and stop.
 func builtinSources(cfg *Config, log *slog.Logger) sourceSet {
 	interval := func(name string) time.Duration { return cfg.Intervals[name] }
-	logger := func(name string) *slog.Logger { return log.With("source", name) }
+	// Every source but kmsg narrows its logger with its own name.
+	logger := func(string) *slog.Logger { return log }
 	dcfg := diskstats.Config{Root: cfg.Root, Interval: interval("diskstats"), Logger: logger("diskstats")}
 	if cfg.DiskExclude != "" {
 		dcfg.Exclude = regexp.MustCompile(cfg.DiskExclude) // checked by Validate
 	}
-	k := kmsg.New(kmsg.Config{Root: cfg.Root, StateDir: cfg.StateDir, Logger: logger("kmsg")})
+	k := kmsg.New(kmsg.Config{Root: cfg.Root, StateDir: cfg.StateDir, Logger: log.With("source", "kmsg")})
+	gate := &ebpfLoadGate{}
 	live := []source.Source{
-		blockio.New(blockio.Config{Root: cfg.Root, Interval: interval("blockio"), Logger: logger("blockio")}),
-		rasevent.New(rasevent.Config{Interval: interval("ras"), Logger: logger("ras")}),
+		blockio.New(blockio.Config{Root: cfg.Root, Interval: interval("blockio"), Logger: logger("blockio"), LoadLock: gate}),
+		rasevent.New(rasevent.Config{Interval: interval("ras"), Logger: logger("ras"), LoadLock: gate}),
 		netlink.New(netlink.Config{Logger: logger("netlink")}),
 	}
 	all := []source.Source{
@@ -81,6 +85,20 @@ func builtinSources(cfg *Config, log *slog.Logger) sourceSet {
 		set.all = append(set.all, s)
 	}
 	return set
+}
+
+// ebpfLoadGate lets one eBPF source load its programs at a time and gives
+// the memory of each load back to the OS before the next: a load parses
+// the kernel's BTF for CO-RE (several MB, garbage once loaded), and two at
+// once, or garbage left for the next GC cycle, would set the agent's peak
+// RSS, which has to stay under 30 MB.
+type ebpfLoadGate struct{ mu sync.Mutex }
+
+func (g *ebpfLoadGate) Lock() { g.mu.Lock() }
+
+func (g *ebpfLoadGate) Unlock() {
+	debug.FreeOSMemory()
+	g.mu.Unlock()
 }
 
 // SourceNames lists the names of every source the agent has, in start

@@ -106,6 +106,10 @@ type Config struct {
 	ProbeWindow time.Duration
 	// Logger receives the source's logs; nil discards them.
 	Logger *slog.Logger
+	// LoadLock, when set, is held while the programs load: the agent
+	// passes one to every eBPF source so that the kernel's BTF is parsed
+	// for one load at a time (each parse is several MB of memory).
+	LoadLock sync.Locker
 }
 
 // Validate reports a configuration the source cannot run with.
@@ -183,6 +187,15 @@ func (s *Source) Attached() string {
 	return s.running.attach
 }
 
+// open loads and attaches the programs under the load lock.
+func (s *Source) open() (*tracer, error) {
+	if s.cfg.LoadLock != nil {
+		s.cfg.LoadLock.Lock()
+		defer s.cfg.LoadLock.Unlock()
+	}
+	return openTracer(s.cfg.Attach, s.log)
+}
+
 // Run loads and attaches the programs, raises a fault for every failed
 // request and observes each disk's latency every Interval until ctx is
 // done. Where the programs cannot be loaded it logs why, once, and returns
@@ -191,7 +204,7 @@ func (s *Source) Run(ctx context.Context, sink source.Sink) error {
 	if err := s.cfg.Validate(); err != nil {
 		return err
 	}
-	t, err := openTracer(s.cfg.Attach, s.log)
+	t, err := s.open()
 	if err != nil {
 		s.log.Warn("eBPF block I/O tracing unavailable, source stopped", "reason", err.Error())
 		return nil
@@ -265,7 +278,7 @@ func (s *Source) Probe(ctx context.Context) source.Probe {
 		return p
 	}
 	start := time.Now()
-	t, err := openTracer(s.cfg.Attach, s.log)
+	t, err := s.open()
 	if err != nil {
 		p.Unavailable = err.Error()
 		return p

@@ -260,37 +260,68 @@ func (c *collector) nics(inv *hwhealv1.Inventory) error {
 }
 
 func (c *collector) gpus(inv *hwhealv1.Inventory) error {
-	// ghw needs a PCI ID database for GPUs. Use the host's (below root) and
-	// never fetch one over the network; without it, IDs stand in for names.
-	noFetch := false
-	cache := filepath.Join(c.root, "usr", "share", "hwdata", "pci.ids")
-	db, err := pcidb.New(&pcidb.WithOption{Chroot: &c.root, CachePath: &cache, EnableNetworkFetch: &noFetch})
-	if err != nil {
-		c.log.Debug("no PCI ID database, GPUs listed by ID", "err", err)
-		db = &pcidb.PCIDB{Classes: map[string]*pcidb.Class{}, Vendors: map[string]*pcidb.Vendor{}, Products: map[string]*pcidb.Product{}}
-	}
-	g, err := ghw.GPU(append(c.opts, ghw.WithPCIDB(db))...)
+	// ghw names GPUs from a PCI ID database it parses whole (tens of
+	// thousands of entries, ~13 MB of allocations: more than the rest of
+	// the agent's start-up). Give it an empty one and look up the few IDs
+	// found in the host's pci.ids in one streaming pass instead.
+	empty := &pcidb.PCIDB{Classes: map[string]*pcidb.Class{}, Vendors: map[string]*pcidb.Vendor{}, Products: map[string]*pcidb.Product{}}
+	g, err := ghw.GPU(append(c.opts, ghw.WithPCIDB(empty))...)
 	if err != nil {
 		return err
 	}
+	var ids []pciID
 	for _, card := range g.GraphicsCards {
 		gpu := &hwhealv1.InventoryPci{Address: card.Address}
+		id := pciID{}
 		if d := card.DeviceInfo; d != nil {
 			if d.Vendor != nil {
-				gpu.Vendor = nameOrID(d.Vendor.Name, d.Vendor.ID)
+				id.vendor = d.Vendor.ID
 			}
 			if d.Product != nil {
-				gpu.Product = nameOrID(d.Product.Name, d.Product.ID)
+				id.product = d.Product.ID
 			}
 			if d.Class != nil {
-				gpu.ClassName = nameOrID(d.Class.Name, d.Class.ID)
+				id.class = d.Class.ID
 			}
 			gpu.Driver = d.Driver
 		} else {
 			c.pciFromSysfs(gpu)
+			id = pciID{vendor: gpu.Vendor, product: gpu.Product, class: gpu.ClassName}
 		}
+		gpu.Vendor, gpu.Product, gpu.ClassName = id.vendor, id.product, id.class
+		ids = append(ids, id)
 		inv.Gpus = append(inv.Gpus, gpu)
 	}
+	if len(ids) == 0 {
+		return nil
+	}
+	names := c.pciNames(ids)
+	for i, id := range ids {
+		n := names[id]
+		inv.Gpus[i].Vendor = nameOrID(n.vendor, id.vendor)
+		inv.Gpus[i].Product = nameOrID(n.product, id.product)
+		inv.Gpus[i].ClassName = nameOrID(n.class, id.class)
+	}
+	return nil
+}
+
+// pciNames looks ids up in the host's pci.ids (below root) in one pass,
+// keeping only what was asked for; IDs stand in for names where the file
+// or an entry is missing. The inventory never fetches one.
+func (c *collector) pciNames(ids []pciID) map[pciID]pciID {
+	for _, p := range []string{"usr/share/hwdata/pci.ids", "usr/share/misc/pci.ids"} {
+		f, err := os.Open(filepath.Join(c.root, p))
+		if err != nil {
+			continue
+		}
+		defer f.Close()
+		names, err := parsePCIIDs(f, ids)
+		if err != nil {
+			c.log.Debug("PCI ID database unreadable, GPUs listed by ID", "path", f.Name(), "err", err)
+		}
+		return names
+	}
+	c.log.Debug("no PCI ID database, GPUs listed by ID")
 	return nil
 }
 

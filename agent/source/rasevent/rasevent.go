@@ -54,6 +54,10 @@ type Config struct {
 	Interval time.Duration
 	// Logger receives the source's logs; nil discards them.
 	Logger *slog.Logger
+	// LoadLock, when set, is held while the programs load: the agent
+	// passes one to every eBPF source so that the kernel's BTF is parsed
+	// for one load at a time (each parse is several MB of memory).
+	LoadLock sync.Locker
 }
 
 // Validate reports a configuration the source cannot run with.
@@ -68,6 +72,7 @@ func (c Config) Validate() error {
 type Source struct {
 	interval time.Duration
 	log      *slog.Logger
+	loadLock sync.Locker
 	invalid  error
 	// now is the clock of the fault limits.
 	now func() time.Time
@@ -87,7 +92,7 @@ var _ source.Prober = (*Source)(nil)
 // New returns a source for cfg with defaults filled in. An invalid cfg is
 // reported by Run and Probe.
 func New(cfg Config) *Source {
-	s := &Source{interval: cfg.Interval, log: cfg.Logger, invalid: cfg.Validate(), now: time.Now}
+	s := &Source{interval: cfg.Interval, log: cfg.Logger, invalid: cfg.Validate(), now: time.Now, loadLock: cfg.LoadLock}
 	if s.interval == 0 {
 		s.interval = DefaultInterval
 	}
@@ -130,6 +135,15 @@ func (s *Source) setDrops(m *ebpf.Map) {
 	s.drops = m
 }
 
+// load loads and attaches the programs under the load lock.
+func (s *Source) load() (*loaded, error) {
+	if s.loadLock != nil {
+		s.loadLock.Lock()
+		defer s.loadLock.Unlock()
+	}
+	return load()
+}
+
 // Run loads and attaches the programs and reads their records until ctx
 // is done. It returns nil on cancellation, and when BPF or every
 // tracepoint is unavailable (after saying so once).
@@ -137,7 +151,7 @@ func (s *Source) Run(ctx context.Context, sink source.Sink) error {
 	if s.invalid != nil {
 		return s.invalid
 	}
-	l, err := load()
+	l, err := s.load()
 	if err != nil {
 		s.log.Info("eBPF unavailable, RAS tracepoints not read, source stopped", "reason", err)
 		return nil
@@ -316,7 +330,7 @@ func (s *Source) Probe(ctx context.Context) source.Probe {
 		p.Errors = append(p.Errors, err.Error())
 		return p
 	}
-	l, err := load()
+	l, err := s.load()
 	if err != nil {
 		p.Unavailable = "eBPF unavailable: " + err.Error()
 		return p
