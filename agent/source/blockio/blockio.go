@@ -284,6 +284,7 @@ func (s *Source) Probe(ctx context.Context) source.Probe {
 		return p
 	}
 	defer t.Close()
+	p.Notes = append(p.Notes, fmt.Sprintf("attached %s, failed requests from %s, watched for %v", t.attach, t.errorsFrom(), s.cfg.ProbeWindow))
 	timer := time.NewTimer(s.cfg.ProbeWindow)
 	select {
 	case <-ctx.Done():
