@@ -23,14 +23,16 @@ const (
 // MergerConfig sets how long the Merger waits for a partner and how much
 // it holds. The zero value means the defaults.
 type MergerConfig struct {
-	// Hold is how long the first report of a failed request waits for
-	// the other source's (default 250 ms). The kernel prints its line
-	// within microseconds of the completion eBPF sees; the hold covers a
-	// busy kmsg reader. The kernel rate-limits these lines, so a request
-	// may never get its partner: it is sent alone when the hold ends.
+	// Hold is how long an eBPF report of a failed request waits for the
+	// kernel's line of it, and how long a kernel line already sent is
+	// remembered so that its eBPF twin is dropped (default 250 ms). The
+	// kernel prints its line within microseconds of the completion eBPF
+	// sees; the hold covers a busy kmsg reader. The kernel rate-limits
+	// these lines, so an eBPF report may never get its partner: it is sent
+	// alone when the hold ends.
 	Hold time.Duration
-	// MaxHeld bounds the faults held at once (default 1024): when full,
-	// the oldest is sent at once, unpaired.
+	// MaxHeld bounds the reports held or remembered at once (default
+	// 1024): when full, the oldest is sent (or forgotten) at once.
 	MaxHeld int
 	// Clock is the time source (default SystemClock).
 	Clock Clock
@@ -53,9 +55,13 @@ func (c MergerConfig) withDefaults() MergerConfig {
 // fault. The eBPF block source raises a fault of one of MergeClasses for
 // every failed request and the kernel log rules raise one of the same
 // class for the same request, both with the captures device and sector.
-// The first of a (class, device, sector) is held for MergerConfig.Hold; when a fault of the same
-// key comes from the other source, the two are sent at once as one (see
-// Add); otherwise the held one is sent alone when its hold ends.
+// Reports are keyed by (class, device, sector). A kernel log report is
+// sent at once, never held: a line written or replayed with no eBPF twin
+// (and every kernel-log fault where eBPF is unavailable) costs no latency.
+// An eBPF report waits up to MergerConfig.Hold for the kernel's line: when
+// the line comes, the two are sent at once as one fault (see Add); when
+// the line came first, the eBPF report is its twin and is dropped; when no
+// line comes (rate-limited), the eBPF report is sent alone.
 //
 // Which source a fault comes from is read off the fault: one with kernel
 // log evidence comes from the kernel log, any other from the source its
@@ -93,6 +99,8 @@ type Merger struct {
 type mergeKey struct{ class, device, sector string }
 
 type heldFault struct {
+	// f is the report waiting for its partner; nil for a kernel log
+	// report already sent, remembered so that its eBPF twin is dropped.
 	f          *hwhealv1.Fault
 	key        mergeKey
 	origin     string
@@ -119,13 +127,14 @@ func NewMerger(cfg MergerConfig, emit func(*hwhealv1.Fault)) *Merger {
 
 // MergerStats counts what the Merger did, for metrics.
 type MergerStats struct {
-	// Merged is the number of pairs sent as one fault.
+	// Merged is the number of failed requests seen by both sources and
+	// sent once.
 	Merged uint64
-	// Alone is the number of held faults whose hold ended (or that Close
+	// Alone is the number of reports whose hold ended (or that Close
 	// flushed) without a partner.
 	Alone uint64
-	// Evicted is the number of held faults sent early because MaxHeld was
-	// reached; their partner, if it comes, is sent on its own.
+	// Evicted is the number of reports sent or forgotten early because
+	// MaxHeld was reached; their partner, if it comes, is sent on its own.
 	Evicted uint64
 	// Passed is the number of faults sent straight through.
 	Passed uint64
@@ -141,7 +150,9 @@ func (m *Merger) Stats() MergerStats {
 	return MergerStats{Merged: m.merged.Load(), Alone: m.alone.Load(), Evicted: m.evicted.Load(), Passed: m.passed.Load(), Held: held}
 }
 
-// Add takes ownership of f and sends it on, at once or after the hold.
+// Add takes ownership of f and sends it on: at once, merged with its held
+// partner, after the hold, or not at all when it is the twin of a kernel
+// line already sent.
 //
 // A merged fault is the kernel log one (its evidence, summary and part)
 // with: the rule names joined with "+", kernel log's first
@@ -169,20 +180,31 @@ func (m *Merger) Add(f *hwhealv1.Fault) {
 		m.emit(f)
 		return
 	}
-	var out *hwhealv1.Fault
-	if p := m.takePartner(key, origin); p != nil {
-		out = mergePair(p.f, f)
+	var out, early *hwhealv1.Fault
+	p := m.takePartner(key, origin)
+	switch {
+	case p != nil && p.f != nil:
+		out = mergePair(p.f, f) // the held eBPF report and the kernel's line
 		m.merged.Add(1)
-	} else {
+	case p != nil:
+		m.merged.Add(1) // the kernel's line of this request was sent already
+	default:
 		if m.held >= m.maxHeld {
 			old := m.head
 			m.remove(old)
-			out = old.f
+			early = old.f
 			m.evicted.Add(1)
 		}
-		m.add(&heldFault{f: f, key: key, origin: origin, deadline: m.clock.Now().Add(m.hold)})
+		h := &heldFault{f: f, key: key, origin: origin, deadline: m.clock.Now().Add(m.hold)}
+		if origin == kernelLogOrigin {
+			out, h.f = f, nil
+		}
+		m.add(h)
 	}
 	m.mu.Unlock()
+	if early != nil {
+		m.emit(early)
+	}
 	if out != nil {
 		m.emit(out)
 	}
@@ -204,10 +226,12 @@ func (m *Merger) Close() {
 	due := m.scratch[:0]
 	for h := m.head; h != nil; h = m.head {
 		m.remove(h)
-		due = append(due, h.f)
+		m.alone.Add(1)
+		if h.f != nil {
+			due = append(due, h.f)
+		}
 	}
 	m.mu.Unlock()
-	m.alone.Add(uint64(len(due)))
 	m.send(due)
 }
 
@@ -225,13 +249,15 @@ func (m *Merger) fire(gen uint64) {
 	due := m.scratch[:0]
 	for h := m.head; h != nil && !h.deadline.After(now); h = m.head {
 		m.remove(h)
-		due = append(due, h.f)
+		m.alone.Add(1)
+		if h.f != nil {
+			due = append(due, h.f)
+		}
 	}
 	if m.head != nil {
 		m.arm(m.head.deadline.Sub(now))
 	}
 	m.mu.Unlock()
-	m.alone.Add(uint64(len(due)))
 	m.send(due)
 }
 

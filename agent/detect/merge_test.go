@@ -92,9 +92,9 @@ func TestMerger(t *testing.T) {
 		stats   detect.MergerStats
 	}{
 		{
-			name:  "kernel log first, eBPF within the hold",
+			name:  "kernel log first: sent at once, its eBPF twin within the hold dropped",
 			adds:  []add{{0, kmsg(kmsgSda4196408)}, {3 * ms, ebpf("sda", "4196408")}},
-			want:  []emitted{{3 * ms, merged, "4196408", 0}},
+			want:  []emitted{{0, "blk-io-error", "4196408", 0}},
 			stats: detect.MergerStats{Merged: 1},
 		},
 		{
@@ -112,7 +112,7 @@ func TestMerger(t *testing.T) {
 		{
 			name:  "partner too late: two faults",
 			adds:  []add{{0, ebpf("sda", "4196408")}, {300 * ms, kmsg(kmsgSda4196408)}},
-			want:  []emitted{{250 * ms, "ebpf-block-rq-error", "4196408", 0}, {550 * ms, "blk-io-error", "4196408", 300 * ms}},
+			want:  []emitted{{250 * ms, "ebpf-block-rq-error", "4196408", 0}, {300 * ms, "blk-io-error", "4196408", 300 * ms}},
 			stats: detect.MergerStats{Alone: 2},
 		},
 		{
@@ -140,14 +140,14 @@ func TestMerger(t *testing.T) {
 				{0, kmsg(kmsgSda4196408)}, {5 * ms, kmsg(kmsgSda4196408)},
 				{6 * ms, ebpf("sda", "4196408")}, {7 * ms, ebpf("sda", "4196408")},
 			},
-			want:  []emitted{{6 * ms, merged, "4196408", 0}, {7 * ms, merged, "4196408", 5 * ms}},
+			want:  []emitted{{0, "blk-io-error", "4196408", 0}, {5 * ms, "blk-io-error", "4196408", 5 * ms}},
 			stats: detect.MergerStats{Merged: 2},
 		},
 		{
 			name: "another sector or device is not a partner",
 			adds: []add{{0, kmsg(kmsgSda4196408)}, {1 * ms, ebpf("sda", "4196409")}, {2 * ms, ebpf("sdb", "4196408")}},
 			want: []emitted{
-				{250 * ms, "blk-io-error", "4196408", 0},
+				{0, "blk-io-error", "4196408", 0},
 				{251 * ms, "ebpf-block-rq-error", "4196409", 1 * ms},
 				{252 * ms, "ebpf-block-rq-error", "4196408", 2 * ms},
 			},
@@ -161,9 +161,9 @@ func TestMerger(t *testing.T) {
 				{2 * ms, kmsg(kmsgBufferIO)}, // disk.io_error, logical block, no sector
 			},
 			want: []emitted{
+				{1 * ms, "blk-medium-error", "0", 1 * ms},
 				{2 * ms, "buffer-io-error", "", 2 * ms},
 				{250 * ms, "ebpf-block-rq-error", "0", 0},
-				{251 * ms, "blk-medium-error", "0", 1 * ms},
 			},
 			stats: detect.MergerStats{Passed: 1, Alone: 2},
 		},
@@ -185,8 +185,8 @@ func TestMerger(t *testing.T) {
 			adds:    []add{{0, ebpf("sda", "1")}, {1 * ms, kmsg(kmsgSda4196408)}, {2 * ms, ebpf("sdb", "2")}},
 			closeAt: 100 * ms,
 			want: []emitted{
+				{1 * ms, "blk-io-error", "4196408", 1 * ms},
 				{100 * ms, "ebpf-block-rq-error", "1", 0},
-				{100 * ms, "blk-io-error", "4196408", 1 * ms},
 				{100 * ms, "ebpf-block-rq-error", "2", 2 * ms},
 			},
 			stats: detect.MergerStats{Alone: 3},
@@ -202,8 +202,8 @@ func TestMerger(t *testing.T) {
 				{2 * ms, "ebpf-block-rq-error", "1", 0},
 				{3 * ms, "ebpf-block-rq-error", "2", 1 * ms},
 				{4 * ms, "ebpf-block-rq-error", "3", 2 * ms},
+				{4 * ms, "blk-io-error", "4196408", 4 * ms},
 				{253 * ms, "ebpf-block-rq-error", "4", 3 * ms},
-				{254 * ms, "blk-io-error", "4196408", 4 * ms},
 			},
 			stats: detect.MergerStats{Evicted: 3, Alone: 2},
 		},
@@ -249,8 +249,9 @@ func TestMerger(t *testing.T) {
 	}
 }
 
-// TestMergedFault checks what a merged fault is made of, whichever source
-// came first.
+// TestMergedFault checks what a merged fault is made of when the eBPF
+// report waited for the kernel's line, and that a line that came first is
+// sent as it is.
 func TestMergedFault(t *testing.T) {
 	rs := builtin(t)
 	for _, kmsgFirst := range []bool{true, false} {
@@ -274,6 +275,13 @@ func TestMergedFault(t *testing.T) {
 				t.Fatalf("%d faults sent, want 1", len(out))
 			}
 			f := out[0]
+			if kmsgFirst {
+				// Sent at once as it came; its eBPF twin was dropped.
+				if f != k || f.GetRule() != "blk-io-error" || m.Stats().Merged != 1 {
+					t.Fatalf("sent %v (merged %d), want the kernel log fault as it came", f, m.Stats().Merged)
+				}
+				return
+			}
 			caps := f.GetEvidence().GetCaptures()
 			for _, c := range []struct{ what, got, want string }{
 				{"rule", f.GetRule(), "blk-io-error+ebpf-block-rq-error"},
@@ -385,8 +393,10 @@ func TestMergerConcurrent(t *testing.T) {
 	}()
 	wg.Wait()
 	m.Close()
-	if len(count) != n || rules["blk-io-error+ebpf-block-rq-error"] != n {
-		t.Errorf("%d sectors sent, rules %v; want %d, all merged", len(count), rules, n)
+	// Which source came first is up to the scheduler: a merged fault or
+	// the kernel's line alone, never the eBPF report alone.
+	if len(count) != n || rules["blk-io-error+ebpf-block-rq-error"]+rules["blk-io-error"] != n || m.Stats().Merged != n {
+		t.Errorf("%d sectors sent, rules %v, stats %+v; want %d, each once, all merged", len(count), rules, m.Stats(), n)
 	}
 	for s, c := range count {
 		if c != 1 {
@@ -440,8 +450,9 @@ func BenchmarkMergerPassThrough(b *testing.B) {
 
 // FuzzMerger plays arbitrary interleavings of both sources' faults, other
 // faults and clock moves, then closes: every fault added is sent exactly
-// once (a merged fault counts for its two), a merged fault joins one fault
-// of each source of the same request, and nothing stays held.
+// once (a merged fault counts for its two) or dropped as the eBPF twin of a
+// kernel line sent before it, a merged fault joins one fault of each
+// source of the same request, and nothing stays held.
 func FuzzMerger(f *testing.F) {
 	f.Add([]byte{0, 1, 3, 4, 5, 2, 255, 0, 0, 1, 1})
 	f.Add([]byte{0, 0, 0, 0, 1, 1, 1, 1, 0x7f, 5, 9, 13})
@@ -449,7 +460,7 @@ func FuzzMerger(f *testing.F) {
 	f.Fuzz(func(t *testing.T, script []byte) {
 		clk := detecttest.NewClock(t0)
 		sent := map[*hwhealv1.Fault]bool{}
-		parts := 0
+		parts, mergedSent := 0, 0
 		m := detect.NewMerger(detect.MergerConfig{Clock: clk, MaxHeld: 8}, func(f *hwhealv1.Fault) {
 			if sent[f] {
 				t.Fatalf("fault %v sent twice", f)
@@ -460,6 +471,9 @@ func FuzzMerger(f *testing.F) {
 				t.Fatalf("merged %s", f.GetRule())
 			}
 			parts += len(rules)
+			if len(rules) == 2 {
+				mergedSent++
+			}
 		})
 		added := 0
 		for _, b := range script {
@@ -482,8 +496,8 @@ func FuzzMerger(f *testing.F) {
 			}
 		}
 		m.Close()
-		if parts != added {
-			t.Fatalf("%d faults added, %d sent (counting merged ones twice)", added, parts)
+		if twins := int(m.Stats().Merged) - mergedSent; parts+twins != added {
+			t.Fatalf("%d faults added, %d sent (counting merged ones twice), %d twins dropped", added, parts, twins)
 		}
 		if st := m.Stats(); st.Held != 0 || clk.Pending() != 0 {
 			t.Fatalf("after Close: %+v, %d timers pending", st, clk.Pending())
