@@ -59,3 +59,14 @@ run: build ## run a collector (SQLite) and an agent on this host; remediation of
 
 clean: ## remove build output and local state
 	rm -rf $(BIN) .state
+
+# Cost benchmarks (root): the agent against node_exporter + rasdaemon + smartd,
+# and the agent under a /dev/kmsg flood. Figures, not pass/fail.
+.PHONY: bench-agent bench-flood
+BENCH_FLOOD_DURATION ?= 60s
+
+bench-agent: ## agent vs node_exporter+rasdaemon+smartd: CPU s and peak RSS (root; BENCH_DURATION=10m)
+	bash scripts/bench-agent.sh
+
+bench-flood: build ## agent under a 10k records/s /dev/kmsg flood: CPU, RSS, shed, mid-flood fault latency (root)
+	$(GO) run ./test/bench/flood --bin $(BIN) --duration $(BENCH_FLOOD_DURATION)
