@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hwheal/hwheal/agent/detect"
@@ -105,12 +108,18 @@ type Agent struct {
 	cfg   Config
 	log   *slog.Logger
 	rules *detect.RuleSet
-	// merger joins one failed block request seen by eBPF and by the
-	// kernel log into one fault; limiter then bounds what a flood of one
-	// (rule, part) can spool. Every fault goes through both, in that order,
-	// so a merged pair costs one token.
-	merger    *detect.Merger
-	limiter   *detect.Limiter
+	// limiter bounds what a flood of one (rule, part) can spool; merger
+	// then joins one failed block request seen by eBPF and by the kernel
+	// log into one fault. Every fault goes through both, in that order, so
+	// a shed fault costs the merger nothing.
+	limiter *detect.Limiter
+	merger  *detect.Merger
+	// lastLine is the last kernel record that raised faults and those
+	// faults, for the flood path of Log (kmsg's one goroutine calls Log).
+	lastLine struct {
+		msg    string
+		faults []*hwhealv1.Fault
+	}
 	spool     *spool.Spool
 	client    *transport.Client
 	kmsg      *kmsg.Source // nil when disabled
@@ -259,11 +268,44 @@ func (a *Agent) Observe(o *hwhealv1.Observation) {
 }
 
 // Log implements source.Sink: it runs the rules on a kernel record and
-// spools each fault they raise.
+// spools each fault they raise. A flood repeats one line: a record whose
+// text is the last fault-raising one's reuses its match (no regular
+// expression) and asks the limiter first, so a shed line costs a string
+// compare and a token check.
 func (a *Agent) Log(rec kernlog.Record) {
-	faults := a.rules.Match(rec)
-	if len(faults) == 0 {
-		return
+	var faults []*hwhealv1.Fault
+	if a.lastLine.msg != "" && rec.Message == a.lastLine.msg {
+		for _, t := range a.lastLine.faults {
+			ok, shed := a.limiter.Take(t.GetRule(), t.GetPart().GetName())
+			if !ok {
+				continue
+			}
+			f := proto.Clone(t).(*hwhealv1.Fault)
+			f.Time = nil
+			if shed > 0 {
+				if f.Evidence == nil {
+					f.Evidence = &hwhealv1.Evidence{}
+				}
+				if f.Evidence.Captures == nil {
+					f.Evidence.Captures = map[string]string{}
+				}
+				f.Evidence.Captures[detect.ShedBeforeCapture] = strconv.FormatUint(shed, 10)
+			}
+			if kl := f.GetEvidence().GetKernelLog(); kl != nil {
+				kl.Sequence, kl.MonotonicUsec = rec.Seq, uint64(rec.Monotonic/time.Microsecond)
+			}
+			faults = append(faults, f)
+		}
+	} else {
+		faults = a.rules.Match(rec)
+		a.lastLine.msg, a.lastLine.faults = "", nil
+		if len(faults) > 0 {
+			a.lastLine.msg = rec.Message
+			for _, f := range faults {
+				a.lastLine.faults = append(a.lastLine.faults, proto.Clone(f).(*hwhealv1.Fault))
+			}
+			faults = slices.DeleteFunc(faults, func(f *hwhealv1.Fault) bool { return !a.limiter.Allow(f) })
+		}
 	}
 	for _, f := range faults {
 		if f.GetTime() == nil {
@@ -279,18 +321,17 @@ func (a *Agent) Log(rec kernlog.Record) {
 // Raise implements source.Sink: a fault a source detected itself goes the
 // way of the rules' faults.
 func (a *Agent) Raise(f *hwhealv1.Fault) {
+	if !a.limiter.Allow(f) {
+		return
+	}
 	if f.GetTime() == nil {
 		f.Time = timestamppb.Now()
 	}
 	a.merger.Add(f)
 }
 
-// emitFault is where every fault leaves the merger: the limiter sheds
-// (and counts) what a flood repeats, the rest is spooled.
+// emitFault is where every fault leaves the merger to the spool.
 func (a *Agent) emitFault(f *hwhealv1.Fault) {
-	if !a.limiter.Allow(f) {
-		return
-	}
 	a.faults.Add(1)
 	a.append(&hwhealv1.Report{Item: &hwhealv1.Report_Fault{Fault: f}})
 }

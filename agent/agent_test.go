@@ -314,10 +314,19 @@ func TestAgentMergesAndSheds(t *testing.T) {
 		a.Log(kernlog.Record{Level: 3, Seq: uint64(100 + i), Message: "EDAC MC0: 1 UE Cannot decode normalized address on mc#0csrow#0channel#2 (csrow:0 channel:2 page:0x0 offset:0x0 grain:64)"})
 	}
 	ue := 0
+	var lastSeq uint64
 	for _, f := range spooledFaults(t, a) {
-		if f.GetFaultClass() == "memory.ue" {
-			ue++
+		if f.GetFaultClass() != "memory.ue" {
+			continue
 		}
+		ue++
+		// Repeats of one line reuse its match: each still carries its own
+		// record's sequence number and boot id.
+		kl := f.GetEvidence().GetKernelLog()
+		if kl.GetSequence() <= lastSeq || kl.GetBootId() != a.bootID || f.GetTime() == nil {
+			t.Fatalf("repeated line's fault: seq %d after %d, boot %q, time %v", kl.GetSequence(), lastSeq, kl.GetBootId(), f.GetTime())
+		}
+		lastSeq = kl.GetSequence()
 	}
 	shed := a.limiter.ShedTotal()
 	if ue == 0 || ue > 100 || uint64(ue)+shed != flood {

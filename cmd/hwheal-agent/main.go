@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
@@ -22,7 +23,17 @@ import (
 
 var version = "dev"
 
+// memoryLimit is the agent's soft memory limit unless GOMEMLIMIT says
+// otherwise: the Go runtime collects sooner as the heap nears it (the
+// agent's live heap is a few MB), which keeps the brief peaks of start-up,
+// such as parsing the kernel's BTF for eBPF, from setting the process's
+// peak RSS. It is soft: the agent never fails for crossing it.
+const memoryLimit = 16 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRoot().ExecuteContext(ctx); err != nil {
