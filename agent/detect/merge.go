@@ -99,14 +99,17 @@ type Merger struct {
 type mergeKey struct{ class, device, sector string }
 
 type heldFault struct {
-	// f is the report waiting for its partner; nil for a kernel log
-	// report already sent, remembered so that its eBPF twin is dropped.
-	f          *hwhealv1.Fault
-	key        mergeKey
-	origin     string
-	deadline   time.Time
-	prev, next *heldFault // in arrival order
-	knext      *heldFault // next of the same key
+	// f is the report waiting for its partner; nil for a report already
+	// sent, remembered so that its twin from the other source is dropped.
+	f *hwhealv1.Fault
+	// aloneCounted is set on an eBPF report remembered after it was sent
+	// alone: it was counted then.
+	aloneCounted bool
+	key          mergeKey
+	origin       string
+	deadline     time.Time
+	prev, next   *heldFault // in arrival order
+	knext        *heldFault // next of the same key
 }
 
 // kernelLogOrigin is the origin of faults with kernel log evidence; rule
@@ -226,7 +229,9 @@ func (m *Merger) Close() {
 	due := m.scratch[:0]
 	for h := m.head; h != nil; h = m.head {
 		m.remove(h)
-		m.alone.Add(1)
+		if !h.aloneCounted {
+			m.alone.Add(1)
+		}
 		if h.f != nil {
 			due = append(due, h.f)
 		}
@@ -249,9 +254,15 @@ func (m *Merger) fire(gen uint64) {
 	due := m.scratch[:0]
 	for h := m.head; h != nil && !h.deadline.After(now); h = m.head {
 		m.remove(h)
-		m.alone.Add(1)
+		if !h.aloneCounted {
+			m.alone.Add(1)
+		}
 		if h.f != nil {
 			due = append(due, h.f)
+			// Remembered for another hold: the kernel's line of it, late
+			// behind a busy reader, is then dropped as its twin rather
+			// than sent as a second fault.
+			m.add(&heldFault{key: h.key, origin: h.origin, deadline: now.Add(m.hold), aloneCounted: true})
 		}
 	}
 	if m.head != nil {

@@ -110,9 +110,15 @@ func TestMerger(t *testing.T) {
 			stats: detect.MergerStats{Alone: 1},
 		},
 		{
-			name:  "partner too late: two faults",
+			name:  "the kernel's line after the eBPF report's hold: dropped as its twin",
 			adds:  []add{{0, ebpf("sda", "4196408")}, {300 * ms, kmsg(kmsgSda4196408)}},
-			want:  []emitted{{250 * ms, "ebpf-block-rq-error", "4196408", 0}, {300 * ms, "blk-io-error", "4196408", 300 * ms}},
+			want:  []emitted{{250 * ms, "ebpf-block-rq-error", "4196408", 0}},
+			stats: detect.MergerStats{Alone: 1, Merged: 1},
+		},
+		{
+			name:  "partner too late: two faults",
+			adds:  []add{{0, ebpf("sda", "4196408")}, {600 * ms, kmsg(kmsgSda4196408)}},
+			want:  []emitted{{250 * ms, "ebpf-block-rq-error", "4196408", 0}, {600 * ms, "blk-io-error", "4196408", 600 * ms}},
 			stats: detect.MergerStats{Alone: 2},
 		},
 		{
