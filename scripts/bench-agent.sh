@@ -95,18 +95,26 @@ fi
 make --no-print-directory build
 $GO build -o "$TMP/procstat" ./test/bench/procstat
 
+# free_port sets PORT to a port nothing listens on and no earlier call
+# chose. It runs in this shell, not in $(...): subshells repeat $RANDOM's
+# sequence, and three ports picked that way were once the same one.
+taken=" "
 free_port() {
   local p
   for _ in $(seq 100); do
     p=$((20000 + RANDOM % 40000))
-    if [[ -z $(ss -Hltn "sport = :$p") ]]; then echo "$p"; return 0; fi
+    if [[ $taken != *" $p "* && -z $(ss -Hltn "sport = :$p") ]]; then
+      taken+="$p "
+      PORT=$p
+      return 0
+    fi
   done
   echo "bench-agent: no free port" >&2
   return 1
 }
-COL_ADDR=127.0.0.1:$(free_port)
-AGENT_METRICS=127.0.0.1:$(free_port)
-NE_ADDR=127.0.0.1:$(free_port)
+free_port; COL_ADDR=127.0.0.1:$PORT
+free_port; AGENT_METRICS=127.0.0.1:$PORT
+free_port; NE_ADDR=127.0.0.1:$PORT
 
 # start NAME CMD...: runs CMD in a new session (its own process group) with
 # its output in $TMP/NAME.log, and sets NAME_pid. A background job of this
