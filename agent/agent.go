@@ -114,6 +114,11 @@ type Agent struct {
 	// a shed fault costs the merger nothing.
 	limiter *detect.Limiter
 	merger  *detect.Merger
+	// obsPending are readings waiting for the end of observeWindow.
+	obsMu      sync.Mutex
+	flushMu    sync.Mutex
+	obsPending []*hwhealv1.Report
+	obsTimer   *time.Timer
 	// lastLine is the last kernel record that raised faults and those
 	// faults, for the flood path of Log (kmsg's one goroutine calls Log).
 	lastLine struct {
@@ -247,6 +252,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}()
 	wg.Wait()
 	a.merger.Close() // spool what is held before the spool closes
+	a.stopObservations()
 	close(errc)
 	// A source that failed does not stop the others (the agent keeps
 	// watching what it can); its error is reported at exit.
@@ -259,12 +265,51 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 // Observe implements source.Sink.
+// Readings are gathered for observeWindow and spooled together: the
+// periodic sources tick together and hand over one part at a time, and
+// each spool append wakes the stream, a send, an acknowledgement and a
+// write of the acknowledged position, dozens of context switches. One
+// batch per tick is most of the agent's idle CPU saved. Faults do not
+// wait.
+const observeWindow = 200 * time.Millisecond
+
 func (a *Agent) Observe(o *hwhealv1.Observation) {
 	if o.GetTime() == nil {
 		o.Time = timestamppb.Now()
 	}
 	a.observations.Add(1)
-	a.append(&hwhealv1.Report{Item: &hwhealv1.Report_Observation{Observation: o}})
+	a.obsMu.Lock()
+	defer a.obsMu.Unlock()
+	a.obsPending = append(a.obsPending, &hwhealv1.Report{Item: &hwhealv1.Report_Observation{Observation: o}})
+	if a.obsTimer == nil {
+		a.obsTimer = time.AfterFunc(observeWindow, a.flushObservations)
+	}
+}
+
+// flushObservations spools the readings gathered in the window.
+func (a *Agent) flushObservations() {
+	// Held while appending, so that stopObservations waits for a flush the
+	// timer started before the spool closes.
+	a.flushMu.Lock()
+	defer a.flushMu.Unlock()
+	a.obsMu.Lock()
+	pending := a.obsPending
+	a.obsPending, a.obsTimer = nil, nil
+	a.obsMu.Unlock()
+	if len(pending) > 0 {
+		a.append(pending...)
+	}
+}
+
+// stopObservations spools what is gathered and stops the window's timer;
+// Run calls it after the sources stopped, before the spool closes.
+func (a *Agent) stopObservations() {
+	a.obsMu.Lock()
+	if a.obsTimer != nil {
+		a.obsTimer.Stop()
+	}
+	a.obsMu.Unlock()
+	a.flushObservations()
 }
 
 // Log implements source.Sink: it runs the rules on a kernel record and
