@@ -87,7 +87,7 @@ const (
 
 // Defaults.
 const (
-	DefaultInterval    = 30 * time.Second
+	DefaultInterval    = 60 * time.Second
 	DefaultProbeWindow = time.Second
 )
 

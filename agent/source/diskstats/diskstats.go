@@ -31,7 +31,9 @@ import (
 const Name = "diskstats"
 
 // DefaultInterval is how often diskstats is read when Config.Interval is 0.
-const DefaultInterval = 30 * time.Second
+// A minute: readings feed trends and rates; faults come from events
+// (kernel log, eBPF, netlink) the moment they happen.
+const DefaultInterval = 60 * time.Second
 
 // DefaultExcludePattern is node_exporter's default device exclusion: RAM
 // disks, loop devices, floppies and partitions of sd/hd/vd/xvd/nvme disks.

@@ -37,7 +37,7 @@ const Name = "hwmon"
 
 // DefaultInterval is how often the sensors are read when Config.Interval
 // is 0.
-const DefaultInterval = 30 * time.Second
+const DefaultInterval = 60 * time.Second
 
 // Sample name parts. A chip's samples are "<sensor><suffix>", where
 // <sensor> is the sensor's label made safe by SensorName ("core_0",

@@ -39,7 +39,9 @@ const Name = "netdev"
 
 // DefaultInterval is how often the counters are read when Config.Interval
 // is 0.
-const DefaultInterval = 30 * time.Second
+// A minute: readings feed trends and rates; faults come from events
+// (kernel log, eBPF, netlink) the moment they happen.
+const DefaultInterval = 60 * time.Second
 
 // DefaultExcludePattern drops the loopback interface, which has no hardware.
 const DefaultExcludePattern = `^lo$`
