@@ -13,8 +13,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -108,22 +106,23 @@ type Agent struct {
 	cfg   Config
 	log   *slog.Logger
 	rules *detect.RuleSet
-	// limiter bounds what a flood of one (rule, part) can spool; merger
-	// then joins one failed block request seen by eBPF and by the kernel
-	// log into one fault. Every fault goes through both, in that order, so
-	// a shed fault costs the merger nothing.
-	limiter *detect.Limiter
+	// merger joins one failed block request seen by eBPF and by the
+	// kernel log into one fault; limiter then bounds what a flood of one
+	// (rule, part) can spool (see emitFault).
 	merger  *detect.Merger
+	limiter *detect.Limiter
 	// obsPending are readings waiting for the end of observeWindow.
 	obsMu      sync.Mutex
 	flushMu    sync.Mutex
 	obsPending []*hwhealv1.Report
 	obsTimer   *time.Timer
+	obsStopped bool
 	// lastLine is the last kernel record that raised faults and those
 	// faults, for the flood path of Log (kmsg's one goroutine calls Log).
 	lastLine struct {
-		msg    string
-		faults []*hwhealv1.Fault
+		msg             string
+		level, facility int
+		faults          []*hwhealv1.Fault
 	}
 	spool     *spool.Spool
 	client    *transport.Client
@@ -278,9 +277,15 @@ func (a *Agent) Observe(o *hwhealv1.Observation) {
 		o.Time = timestamppb.Now()
 	}
 	a.observations.Add(1)
+	r := &hwhealv1.Report{Item: &hwhealv1.Report_Observation{Observation: o}}
 	a.obsMu.Lock()
+	if a.obsStopped {
+		a.obsMu.Unlock()
+		a.append(r) // after Run: nothing would flush a window
+		return
+	}
 	defer a.obsMu.Unlock()
-	a.obsPending = append(a.obsPending, &hwhealv1.Report{Item: &hwhealv1.Report_Observation{Observation: o}})
+	a.obsPending = append(a.obsPending, r)
 	if a.obsTimer == nil {
 		a.obsTimer = time.AfterFunc(observeWindow, a.flushObservations)
 	}
@@ -305,6 +310,7 @@ func (a *Agent) flushObservations() {
 // Run calls it after the sources stopped, before the spool closes.
 func (a *Agent) stopObservations() {
 	a.obsMu.Lock()
+	a.obsStopped = true
 	if a.obsTimer != nil {
 		a.obsTimer.Stop()
 	}
@@ -314,28 +320,13 @@ func (a *Agent) stopObservations() {
 
 // Log implements source.Sink: it runs the rules on a kernel record and
 // spools each fault they raise. A flood repeats one line: a record whose
-// text is the last fault-raising one's reuses its match (no regular
-// expression) and asks the limiter first, so a shed line costs a string
-// compare and a token check.
+// text (and priority) is the last fault-raising one's reuses its match,
+// with no regular expression run.
 func (a *Agent) Log(rec kernlog.Record) {
 	var faults []*hwhealv1.Fault
-	if a.lastLine.msg != "" && rec.Message == a.lastLine.msg {
+	if a.lastLine.msg != "" && rec.Message == a.lastLine.msg && rec.Level == a.lastLine.level && rec.Facility == a.lastLine.facility {
 		for _, t := range a.lastLine.faults {
-			ok, shed := a.limiter.Take(t.GetRule(), t.GetPart().GetName())
-			if !ok {
-				continue
-			}
 			f := proto.Clone(t).(*hwhealv1.Fault)
-			f.Time = nil
-			if shed > 0 {
-				if f.Evidence == nil {
-					f.Evidence = &hwhealv1.Evidence{}
-				}
-				if f.Evidence.Captures == nil {
-					f.Evidence.Captures = map[string]string{}
-				}
-				f.Evidence.Captures[detect.ShedBeforeCapture] = strconv.FormatUint(shed, 10)
-			}
 			if kl := f.GetEvidence().GetKernelLog(); kl != nil {
 				kl.Sequence, kl.MonotonicUsec = rec.Seq, uint64(rec.Monotonic/time.Microsecond)
 			}
@@ -345,11 +336,10 @@ func (a *Agent) Log(rec kernlog.Record) {
 		faults = a.rules.Match(rec)
 		a.lastLine.msg, a.lastLine.faults = "", nil
 		if len(faults) > 0 {
-			a.lastLine.msg = rec.Message
+			a.lastLine.msg, a.lastLine.level, a.lastLine.facility = rec.Message, rec.Level, rec.Facility
 			for _, f := range faults {
 				a.lastLine.faults = append(a.lastLine.faults, proto.Clone(f).(*hwhealv1.Fault))
 			}
-			faults = slices.DeleteFunc(faults, func(f *hwhealv1.Fault) bool { return !a.limiter.Allow(f) })
 		}
 	}
 	for _, f := range faults {
@@ -366,17 +356,21 @@ func (a *Agent) Log(rec kernlog.Record) {
 // Raise implements source.Sink: a fault a source detected itself goes the
 // way of the rules' faults.
 func (a *Agent) Raise(f *hwhealv1.Fault) {
-	if !a.limiter.Allow(f) {
-		return
-	}
 	if f.GetTime() == nil {
 		f.Time = timestamppb.Now()
 	}
 	a.merger.Add(f)
 }
 
-// emitFault is where every fault leaves the merger to the spool.
+// emitFault is where every fault leaves the merger: the limiter sheds
+// (and counts) what a flood repeats, the rest is spooled. The limiter
+// comes after the merger so that every report of a failed request finds
+// its twin, shed or not: a twin shed before the merger would leave the
+// other source's report waiting, to be paired with a later request.
 func (a *Agent) emitFault(f *hwhealv1.Fault) {
+	if !a.limiter.Allow(f) {
+		return
+	}
 	a.faults.Add(1)
 	a.append(&hwhealv1.Report{Item: &hwhealv1.Report_Fault{Fault: f}})
 }

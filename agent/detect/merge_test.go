@@ -75,12 +75,17 @@ func TestMerger(t *testing.T) {
 		at time.Duration // clock reading when added (and the fault's time)
 		f  func(at time.Time) *hwhealv1.Fault
 	}
-	kmsg := func(line string) func(time.Time) *hwhealv1.Fault {
-		return func(at time.Time) *hwhealv1.Fault { return kmsgFault(t, rs, line, at) }
+	// A fault is dated by when its request failed, not when it arrives:
+	// kmsg and ebpf date theirs at the start (one request); kmsgReq and
+	// ebpfReq at req, for scripts of several requests.
+	kmsgReq := func(line string, req time.Duration) func(time.Time) *hwhealv1.Fault {
+		return func(time.Time) *hwhealv1.Fault { return kmsgFault(t, rs, line, t0.Add(req)) }
 	}
-	ebpf := func(device, sector string) func(time.Time) *hwhealv1.Fault {
-		return func(at time.Time) *hwhealv1.Fault { return ebpfFault(device, sector, at) }
+	ebpfReq := func(device, sector string, req time.Duration) func(time.Time) *hwhealv1.Fault {
+		return func(time.Time) *hwhealv1.Fault { return ebpfFault(device, sector, t0.Add(req)) }
 	}
+	kmsg := func(line string) func(time.Time) *hwhealv1.Fault { return kmsgReq(line, 0) }
+	ebpf := func(device, sector string) func(time.Time) *hwhealv1.Fault { return ebpfReq(device, sector, 0) }
 	const ms = time.Millisecond
 	merged := "blk-io-error+ebpf-block-rq-error"
 	for _, tc := range []struct {
@@ -118,7 +123,7 @@ func TestMerger(t *testing.T) {
 		{
 			name:  "partner too late: two faults",
 			adds:  []add{{0, ebpf("sda", "4196408")}, {600 * ms, kmsg(kmsgSda4196408)}},
-			want:  []emitted{{250 * ms, "ebpf-block-rq-error", "4196408", 0}, {600 * ms, "blk-io-error", "4196408", 600 * ms}},
+			want:  []emitted{{250 * ms, "ebpf-block-rq-error", "4196408", 0}, {600 * ms, "blk-io-error", "4196408", 0}},
 			stats: detect.MergerStats{Alone: 2},
 		},
 		{
@@ -131,7 +136,7 @@ func TestMerger(t *testing.T) {
 		{
 			name: "same source twice is two requests, each paired in turn",
 			adds: []add{
-				{0, ebpf("sda", "4196408")}, {10 * ms, ebpf("sda", "4196408")},
+				{0, ebpf("sda", "4196408")}, {10 * ms, ebpfReq("sda", "4196408", 10*ms)},
 				{20 * ms, kmsg(kmsgSda4196408)},
 			},
 			want: []emitted{
@@ -143,8 +148,8 @@ func TestMerger(t *testing.T) {
 		{
 			name: "a retry seen by both sources makes two merged faults",
 			adds: []add{
-				{0, kmsg(kmsgSda4196408)}, {5 * ms, kmsg(kmsgSda4196408)},
-				{6 * ms, ebpf("sda", "4196408")}, {7 * ms, ebpf("sda", "4196408")},
+				{0, kmsg(kmsgSda4196408)}, {5 * ms, kmsgReq(kmsgSda4196408, 5*ms)},
+				{6 * ms, ebpf("sda", "4196408")}, {7 * ms, ebpfReq("sda", "4196408", 5*ms)},
 			},
 			want:  []emitted{{0, "blk-io-error", "4196408", 0}, {5 * ms, "blk-io-error", "4196408", 5 * ms}},
 			stats: detect.MergerStats{Merged: 2},
@@ -154,8 +159,8 @@ func TestMerger(t *testing.T) {
 			adds: []add{{0, kmsg(kmsgSda4196408)}, {1 * ms, ebpf("sda", "4196409")}, {2 * ms, ebpf("sdb", "4196408")}},
 			want: []emitted{
 				{0, "blk-io-error", "4196408", 0},
-				{251 * ms, "ebpf-block-rq-error", "4196409", 1 * ms},
-				{252 * ms, "ebpf-block-rq-error", "4196408", 2 * ms},
+				{251 * ms, "ebpf-block-rq-error", "4196409", 0},
+				{252 * ms, "ebpf-block-rq-error", "4196408", 0},
 			},
 			stats: detect.MergerStats{Alone: 3},
 		},
@@ -167,8 +172,8 @@ func TestMerger(t *testing.T) {
 				{2 * ms, kmsg(kmsgBufferIO)}, // disk.io_error, logical block, no sector
 			},
 			want: []emitted{
-				{1 * ms, "blk-medium-error", "0", 1 * ms},
-				{2 * ms, "buffer-io-error", "", 2 * ms},
+				{1 * ms, "blk-medium-error", "0", 0},
+				{2 * ms, "buffer-io-error", "", 0},
 				{250 * ms, "ebpf-block-rq-error", "0", 0},
 			},
 			stats: detect.MergerStats{Passed: 1, Alone: 2},
@@ -191,9 +196,9 @@ func TestMerger(t *testing.T) {
 			adds:    []add{{0, ebpf("sda", "1")}, {1 * ms, kmsg(kmsgSda4196408)}, {2 * ms, ebpf("sdb", "2")}},
 			closeAt: 100 * ms,
 			want: []emitted{
-				{1 * ms, "blk-io-error", "4196408", 1 * ms},
+				{1 * ms, "blk-io-error", "4196408", 0},
 				{100 * ms, "ebpf-block-rq-error", "1", 0},
-				{100 * ms, "ebpf-block-rq-error", "2", 2 * ms},
+				{100 * ms, "ebpf-block-rq-error", "2", 0},
 			},
 			stats: detect.MergerStats{Alone: 3},
 		},
@@ -206,10 +211,10 @@ func TestMerger(t *testing.T) {
 			},
 			want: []emitted{
 				{2 * ms, "ebpf-block-rq-error", "1", 0},
-				{3 * ms, "ebpf-block-rq-error", "2", 1 * ms},
-				{4 * ms, "ebpf-block-rq-error", "3", 2 * ms},
-				{4 * ms, "blk-io-error", "4196408", 4 * ms},
-				{253 * ms, "ebpf-block-rq-error", "4", 3 * ms},
+				{3 * ms, "ebpf-block-rq-error", "2", 0},
+				{4 * ms, "ebpf-block-rq-error", "3", 0},
+				{4 * ms, "blk-io-error", "4196408", 0},
+				{253 * ms, "ebpf-block-rq-error", "4", 0},
 			},
 			stats: detect.MergerStats{Evicted: 3, Alone: 2},
 		},
