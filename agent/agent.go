@@ -272,6 +272,7 @@ func (a *Agent) Run(ctx context.Context) error {
 // wait.
 const observeWindow = 200 * time.Millisecond
 
+// Observe implements source.Sink: the reading joins the window's batch.
 func (a *Agent) Observe(o *hwhealv1.Observation) {
 	if o.GetTime() == nil {
 		o.Time = timestamppb.Now()
@@ -327,6 +328,7 @@ func (a *Agent) Log(rec kernlog.Record) {
 	if a.lastLine.msg != "" && rec.Message == a.lastLine.msg && rec.Level == a.lastLine.level && rec.Facility == a.lastLine.facility {
 		for _, t := range a.lastLine.faults {
 			f := proto.Clone(t).(*hwhealv1.Fault)
+			f.Time = nil // this record's time, below
 			if kl := f.GetEvidence().GetKernelLog(); kl != nil {
 				kl.Sequence, kl.MonotonicUsec = rec.Seq, uint64(rec.Monotonic/time.Microsecond)
 			}
