@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -32,41 +30,6 @@ func agentMetric(t *testing.T, addr, name string) (float64, error) {
 	return 0, fmt.Errorf("no %s in the agent's metrics", name)
 }
 
-// resumeAfterHistory gives the agent a kmsg cursor at the end of the
-// kernel's ring, as an agent that already ran on this boot has: the ring
-// holds earlier tests' I/O error lines of reused loop device names, which
-// a first start would replay (and which would use up the flood limiter's
-// burst for this device before the test's own requests fail).
-func resumeAfterHistory(t *testing.T, k *faultinject.Kmsg, stateDir string) {
-	t.Helper()
-	enableDevkmsg(t)
-	marker := "hwheal-e2e-history-end-" + randomID(t, 6)
-	writeKmsg(t, "<6>"+marker+"\n")
-	var seq uint64
-	for deadline := time.Now().Add(5 * time.Second); seq == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		recs, err := k.Read()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range recs {
-			if r.Message == marker {
-				seq = r.Seq
-			}
-		}
-	}
-	if seq == 0 {
-		t.Fatal("the marker written to /dev/kmsg did not come back")
-	}
-	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cursor := fmt.Sprintf("%s %d\n", strings.TrimSpace(string(boot)), seq)
-	if err := os.WriteFile(filepath.Join(stateDir, "kmsg.cursor"), []byte(cursor), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestFailedBlockRequestsReportedOnce makes a disk fail for real: a loop
 // device over a FUSE file that returns EIO at chosen sectors. Each failed
 // read is seen twice on the node, by the agent's eBPF block source and in
@@ -87,13 +50,13 @@ func TestFailedBlockRequestsReportedOnce(t *testing.T) {
 	}
 	disk := faultinject.NewDisk(t, cfg)
 
+	agentState := t.TempDir()
+	resumeAfterHistory(t, agentState)
 	kmsg, err := faultinject.OpenKmsg()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer kmsg.Close()
-	agentState := t.TempDir()
-	resumeAfterHistory(t, kmsg, agentState)
 
 	addr, metrics := freeAddr(t), freeAddr(t)
 	nodeName := "e2e-blk-" + randomID(t, 4)

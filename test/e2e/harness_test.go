@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hwheal/hwheal/test/faultinject"
 )
 
 // binDir holds the binaries TestMain builds once for every test.
@@ -247,4 +249,44 @@ type node struct {
 	Connected  bool              `json:"connected"`
 	Labels     map[string]string `json:"labels"`
 	OpenFaults int               `json:"open_faults"`
+}
+
+// resumeAfterHistory gives the agent a kmsg cursor at the end of the
+// kernel's ring, as an agent that already ran on this boot has: the ring
+// holds earlier tests' fault lines (thousands of made-up disks, reused
+// loop device names), which a first start would replay, using up the
+// flood limiter's budget before the test's own faults come.
+func resumeAfterHistory(t testing.TB, stateDir string) {
+	t.Helper()
+	k, err := faultinject.OpenKmsg()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	enableDevkmsg(t)
+	marker := "hwheal-e2e-history-end-" + randomID(t, 6)
+	writeKmsg(t, "<6>"+marker+"\n")
+	var seq uint64
+	for deadline := time.Now().Add(5 * time.Second); seq == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		recs, err := k.Read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			if r.Message == marker {
+				seq = r.Seq
+			}
+		}
+	}
+	if seq == 0 {
+		t.Fatal("the marker written to /dev/kmsg did not come back")
+	}
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cursor := fmt.Sprintf("%s %d\n", strings.TrimSpace(string(boot)), seq)
+	if err := os.WriteFile(filepath.Join(stateDir, "kmsg.cursor"), []byte(cursor), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -44,6 +44,7 @@ func TestKmsgFaultSurvivesCollectorAndAgentRestarts(t *testing.T) {
 	addr := freeAddr(t)
 	colState := t.TempDir()
 	agentState := t.TempDir()
+	resumeAfterHistory(t, agentState)
 	nodeName := "e2e-" + randomID(t, 4)
 	prefix := "sd" + randomLetters(t, 5) // unique device names for this run
 
