@@ -346,7 +346,11 @@ func (a *Agent) Log(rec kernlog.Record) {
 	}
 	for _, f := range faults {
 		if f.GetTime() == nil {
-			f.Time = timestamppb.New(a.recordTime(rec))
+			t := recordTime(rec, a.bootWall)
+			if t.IsZero() {
+				t = time.Now()
+			}
+			f.Time = timestamppb.New(t)
 		}
 		if kl := f.GetEvidence().GetKernelLog(); kl != nil && rec.Seq > 0 {
 			kl.BootId = a.bootID
@@ -388,14 +392,17 @@ func (a *Agent) append(reports ...*hwhealv1.Report) {
 	}
 }
 
-func (a *Agent) recordTime(rec kernlog.Record) time.Time {
+// recordTime is when a kernel record was logged: its own wall time, or
+// the boot's wall time plus its time since boot; zero when neither is
+// known.
+func recordTime(rec kernlog.Record, bootWall time.Time) time.Time {
 	switch {
 	case !rec.Time.IsZero():
 		return rec.Time
-	case rec.HasMonotonic && !a.bootWall.IsZero():
-		return a.bootWall.Add(rec.Monotonic)
+	case rec.HasMonotonic && !bootWall.IsZero():
+		return bootWall.Add(rec.Monotonic)
 	default:
-		return time.Now()
+		return time.Time{}
 	}
 }
 

@@ -118,14 +118,8 @@ func probeKmsg(ctx context.Context, s *kmsg.Source, rules *detect.RuleSet, bootW
 	}
 	for _, rec := range recs {
 		for _, f := range rules.Match(rec) {
-			if f.GetTime() == nil {
-				t := rec.Time
-				if t.IsZero() && rec.HasMonotonic && !bootWall.IsZero() {
-					t = bootWall.Add(rec.Monotonic)
-				}
-				if !t.IsZero() {
-					f.Time = timestamppb.New(t)
-				}
+			if t := recordTime(rec, bootWall); f.GetTime() == nil && !t.IsZero() {
+				f.Time = timestamppb.New(t)
 			}
 			p.Faults = append(p.Faults, f)
 		}

@@ -1,33 +1,29 @@
 package e2e
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hwheal/hwheal/test/bench"
 	"github.com/hwheal/hwheal/test/faultinject"
 )
 
 // agentMetric reads one unlabelled counter from the agent's /metrics.
 func agentMetric(t *testing.T, addr, name string) (float64, error) {
-	resp, err := http.Get("http://" + addr + "/metrics")
+	m, _, err := bench.Fetch(t.Context(), nil, "http://"+addr+"/metrics")
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			return strconv.ParseFloat(v, 64)
-		}
+	v, ok := m[name]
+	if !ok {
+		return 0, fmt.Errorf("no %s in the agent's metrics", name)
 	}
-	return 0, fmt.Errorf("no %s in the agent's metrics", name)
+	return v, nil
 }
 
 // TestFailedBlockRequestsReportedOnce makes a disk fail for real: a loop
