@@ -9,6 +9,7 @@ package hwhealv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -137,20 +138,27 @@ const (
 	EventType_EVENT_TYPE_FAULT_UPDATED       EventType = 6
 	EventType_EVENT_TYPE_FAULT_RESOLVED      EventType = 7
 	EventType_EVENT_TYPE_NODE_REBOOTED       EventType = 8
+	// An operator acknowledged a fault (the event's fault carries the note).
+	EventType_EVENT_TYPE_FAULT_ACKNOWLEDGED EventType = 9
+	// A fault that had resolved by itself came back within its clear time
+	// and was reopened (the same id, reopened counted).
+	EventType_EVENT_TYPE_FAULT_REOPENED EventType = 10
 )
 
 // Enum value maps for EventType.
 var (
 	EventType_name = map[int32]string{
-		0: "EVENT_TYPE_UNSPECIFIED",
-		1: "EVENT_TYPE_NODE_REGISTERED",
-		2: "EVENT_TYPE_NODE_CONNECTED",
-		3: "EVENT_TYPE_NODE_DISCONNECTED",
-		4: "EVENT_TYPE_NODE_HEALTH_CHANGED",
-		5: "EVENT_TYPE_FAULT_OPENED",
-		6: "EVENT_TYPE_FAULT_UPDATED",
-		7: "EVENT_TYPE_FAULT_RESOLVED",
-		8: "EVENT_TYPE_NODE_REBOOTED",
+		0:  "EVENT_TYPE_UNSPECIFIED",
+		1:  "EVENT_TYPE_NODE_REGISTERED",
+		2:  "EVENT_TYPE_NODE_CONNECTED",
+		3:  "EVENT_TYPE_NODE_DISCONNECTED",
+		4:  "EVENT_TYPE_NODE_HEALTH_CHANGED",
+		5:  "EVENT_TYPE_FAULT_OPENED",
+		6:  "EVENT_TYPE_FAULT_UPDATED",
+		7:  "EVENT_TYPE_FAULT_RESOLVED",
+		8:  "EVENT_TYPE_NODE_REBOOTED",
+		9:  "EVENT_TYPE_FAULT_ACKNOWLEDGED",
+		10: "EVENT_TYPE_FAULT_REOPENED",
 	}
 	EventType_value = map[string]int32{
 		"EVENT_TYPE_UNSPECIFIED":         0,
@@ -162,6 +170,8 @@ var (
 		"EVENT_TYPE_FAULT_UPDATED":       6,
 		"EVENT_TYPE_FAULT_RESOLVED":      7,
 		"EVENT_TYPE_NODE_REBOOTED":       8,
+		"EVENT_TYPE_FAULT_ACKNOWLEDGED":  9,
+		"EVENT_TYPE_FAULT_REOPENED":      10,
 	}
 )
 
@@ -463,8 +473,23 @@ type FaultRecord struct {
 	LastSeen   *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
 	Summary    string                 `protobuf:"bytes,11,opt,name=summary,proto3" json:"summary,omitempty"`
 	// The latest evidence.
-	Evidence      *Evidence              `protobuf:"bytes,12,opt,name=evidence,proto3" json:"evidence,omitempty"`
-	Resolved      *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=resolved,proto3" json:"resolved,omitempty"`
+	Evidence *Evidence              `protobuf:"bytes,12,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	Resolved *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=resolved,proto3" json:"resolved,omitempty"`
+	// The mode of the rule that raised it: a SHADOW fault never changes the
+	// node's health.
+	Mode RuleMode `protobuf:"varint,14,opt,name=mode,proto3,enum=hwheal.v1.RuleMode" json:"mode,omitempty"`
+	// How long the fault may go without evidence before it resolves by
+	// itself (doubled for each time it reopened, up to 8 times, so a
+	// flapping fault is held open); unset: only an operator resolves it.
+	ClearAfter *durationpb.Duration `protobuf:"bytes,15,opt,name=clear_after,json=clearAfter,proto3" json:"clear_after,omitempty"`
+	// How many times the fault resolved by itself and came back within its
+	// clear time: the same fault reopened rather than a new one.
+	Reopened uint32 `protobuf:"varint,16,opt,name=reopened,proto3" json:"reopened,omitempty"`
+	// Set when an operator acknowledged the fault.
+	Acknowledged *FaultNote `protobuf:"bytes,17,opt,name=acknowledged,proto3" json:"acknowledged,omitempty"`
+	// Set when an operator resolved the fault by hand; unset when it
+	// resolved by itself.
+	ResolvedBy    *FaultNote `protobuf:"bytes,18,opt,name=resolved_by,json=resolvedBy,proto3" json:"resolved_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -590,6 +615,102 @@ func (x *FaultRecord) GetResolved() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *FaultRecord) GetMode() RuleMode {
+	if x != nil {
+		return x.Mode
+	}
+	return RuleMode_RULE_MODE_UNSPECIFIED
+}
+
+func (x *FaultRecord) GetClearAfter() *durationpb.Duration {
+	if x != nil {
+		return x.ClearAfter
+	}
+	return nil
+}
+
+func (x *FaultRecord) GetReopened() uint32 {
+	if x != nil {
+		return x.Reopened
+	}
+	return 0
+}
+
+func (x *FaultRecord) GetAcknowledged() *FaultNote {
+	if x != nil {
+		return x.Acknowledged
+	}
+	return nil
+}
+
+func (x *FaultRecord) GetResolvedBy() *FaultNote {
+	if x != nil {
+		return x.ResolvedBy
+	}
+	return nil
+}
+
+// FaultNote is an operator's word on a fault: who, when and why.
+type FaultNote struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Actor         string                 `protobuf:"bytes,1,opt,name=actor,proto3" json:"actor,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FaultNote) Reset() {
+	*x = FaultNote{}
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FaultNote) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FaultNote) ProtoMessage() {}
+
+func (x *FaultNote) ProtoReflect() protoreflect.Message {
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FaultNote.ProtoReflect.Descriptor instead.
+func (*FaultNote) Descriptor() ([]byte, []int) {
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *FaultNote) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *FaultNote) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *FaultNote) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // LatestObservation is the newest reading of one part of a node.
 type LatestObservation struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -600,7 +721,7 @@ type LatestObservation struct {
 
 func (x *LatestObservation) Reset() {
 	*x = LatestObservation{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[2]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -612,7 +733,7 @@ func (x *LatestObservation) String() string {
 func (*LatestObservation) ProtoMessage() {}
 
 func (x *LatestObservation) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[2]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -625,7 +746,7 @@ func (x *LatestObservation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LatestObservation.ProtoReflect.Descriptor instead.
 func (*LatestObservation) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{2}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *LatestObservation) GetObservation() *Observation {
@@ -653,7 +774,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[3]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -665,7 +786,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[3]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -678,7 +799,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{3}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListNodesRequest) GetPageSize() uint32 {
@@ -727,7 +848,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[4]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -739,7 +860,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[4]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -752,7 +873,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{4}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -778,7 +899,7 @@ type GetNodeRequest struct {
 
 func (x *GetNodeRequest) Reset() {
 	*x = GetNodeRequest{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[5]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -790,7 +911,7 @@ func (x *GetNodeRequest) String() string {
 func (*GetNodeRequest) ProtoMessage() {}
 
 func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[5]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -803,7 +924,7 @@ func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeRequest.ProtoReflect.Descriptor instead.
 func (*GetNodeRequest) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{5}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetNodeRequest) GetName() string {
@@ -824,7 +945,7 @@ type GetNodeResponse struct {
 
 func (x *GetNodeResponse) Reset() {
 	*x = GetNodeResponse{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[6]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -836,7 +957,7 @@ func (x *GetNodeResponse) String() string {
 func (*GetNodeResponse) ProtoMessage() {}
 
 func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[6]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -849,7 +970,7 @@ func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeResponse.ProtoReflect.Descriptor instead.
 func (*GetNodeResponse) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{6}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetNodeResponse) GetNode() *Node {
@@ -892,7 +1013,7 @@ type ListFaultsRequest struct {
 
 func (x *ListFaultsRequest) Reset() {
 	*x = ListFaultsRequest{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[7]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -904,7 +1025,7 @@ func (x *ListFaultsRequest) String() string {
 func (*ListFaultsRequest) ProtoMessage() {}
 
 func (x *ListFaultsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[7]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -917,7 +1038,7 @@ func (x *ListFaultsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFaultsRequest.ProtoReflect.Descriptor instead.
 func (*ListFaultsRequest) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{7}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListFaultsRequest) GetPageSize() uint32 {
@@ -976,6 +1097,288 @@ func (x *ListFaultsRequest) GetLabels() map[string]string {
 	return nil
 }
 
+type GetFaultRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetFaultRequest) Reset() {
+	*x = GetFaultRequest{}
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetFaultRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetFaultRequest) ProtoMessage() {}
+
+func (x *GetFaultRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetFaultRequest.ProtoReflect.Descriptor instead.
+func (*GetFaultRequest) Descriptor() ([]byte, []int) {
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *GetFaultRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+type GetFaultResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Fault         *FaultRecord           `protobuf:"bytes,1,opt,name=fault,proto3" json:"fault,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetFaultResponse) Reset() {
+	*x = GetFaultResponse{}
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetFaultResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetFaultResponse) ProtoMessage() {}
+
+func (x *GetFaultResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetFaultResponse.ProtoReflect.Descriptor instead.
+func (*GetFaultResponse) Descriptor() ([]byte, []int) {
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GetFaultResponse) GetFault() *FaultRecord {
+	if x != nil {
+		return x.Fault
+	}
+	return nil
+}
+
+type AcknowledgeFaultRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Why; required.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcknowledgeFaultRequest) Reset() {
+	*x = AcknowledgeFaultRequest{}
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcknowledgeFaultRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcknowledgeFaultRequest) ProtoMessage() {}
+
+func (x *AcknowledgeFaultRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcknowledgeFaultRequest.ProtoReflect.Descriptor instead.
+func (*AcknowledgeFaultRequest) Descriptor() ([]byte, []int) {
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *AcknowledgeFaultRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *AcknowledgeFaultRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type AcknowledgeFaultResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Fault         *FaultRecord           `protobuf:"bytes,1,opt,name=fault,proto3" json:"fault,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcknowledgeFaultResponse) Reset() {
+	*x = AcknowledgeFaultResponse{}
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcknowledgeFaultResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcknowledgeFaultResponse) ProtoMessage() {}
+
+func (x *AcknowledgeFaultResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcknowledgeFaultResponse.ProtoReflect.Descriptor instead.
+func (*AcknowledgeFaultResponse) Descriptor() ([]byte, []int) {
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *AcknowledgeFaultResponse) GetFault() *FaultRecord {
+	if x != nil {
+		return x.Fault
+	}
+	return nil
+}
+
+type ResolveFaultRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Why (e.g. "disk replaced, ticket 1234"); required.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolveFaultRequest) Reset() {
+	*x = ResolveFaultRequest{}
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveFaultRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveFaultRequest) ProtoMessage() {}
+
+func (x *ResolveFaultRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveFaultRequest.ProtoReflect.Descriptor instead.
+func (*ResolveFaultRequest) Descriptor() ([]byte, []int) {
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ResolveFaultRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ResolveFaultRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ResolveFaultResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Fault         *FaultRecord           `protobuf:"bytes,1,opt,name=fault,proto3" json:"fault,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolveFaultResponse) Reset() {
+	*x = ResolveFaultResponse{}
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveFaultResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveFaultResponse) ProtoMessage() {}
+
+func (x *ResolveFaultResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveFaultResponse.ProtoReflect.Descriptor instead.
+func (*ResolveFaultResponse) Descriptor() ([]byte, []int) {
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ResolveFaultResponse) GetFault() *FaultRecord {
+	if x != nil {
+		return x.Fault
+	}
+	return nil
+}
+
 type ListFaultsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Faults        []*FaultRecord         `protobuf:"bytes,1,rep,name=faults,proto3" json:"faults,omitempty"`
@@ -986,7 +1389,7 @@ type ListFaultsResponse struct {
 
 func (x *ListFaultsResponse) Reset() {
 	*x = ListFaultsResponse{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[8]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -998,7 +1401,7 @@ func (x *ListFaultsResponse) String() string {
 func (*ListFaultsResponse) ProtoMessage() {}
 
 func (x *ListFaultsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[8]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1011,7 +1414,7 @@ func (x *ListFaultsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFaultsResponse.ProtoReflect.Descriptor instead.
 func (*ListFaultsResponse) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{8}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListFaultsResponse) GetFaults() []*FaultRecord {
@@ -1038,15 +1441,21 @@ type Event struct {
 	// For fault events.
 	Fault *FaultRecord `protobuf:"bytes,5,opt,name=fault,proto3" json:"fault,omitempty"`
 	// For health changes.
-	OldHealth     NodeHealth `protobuf:"varint,6,opt,name=old_health,json=oldHealth,proto3,enum=hwheal.v1.NodeHealth" json:"old_health,omitempty"`
-	NewHealth     NodeHealth `protobuf:"varint,7,opt,name=new_health,json=newHealth,proto3,enum=hwheal.v1.NodeHealth" json:"new_health,omitempty"`
+	OldHealth NodeHealth `protobuf:"varint,6,opt,name=old_health,json=oldHealth,proto3,enum=hwheal.v1.NodeHealth" json:"old_health,omitempty"`
+	NewHealth NodeHealth `protobuf:"varint,7,opt,name=new_health,json=newHealth,proto3,enum=hwheal.v1.NodeHealth" json:"new_health,omitempty"`
+	// The operator whose request caused the event, empty when the collector
+	// did it by itself (a report, a clear time running out).
+	Actor string `protobuf:"bytes,8,opt,name=actor,proto3" json:"actor,omitempty"`
+	// The operator's reason, or what the collector says about an automatic
+	// change (e.g. "no evidence for 24h0m0s").
+	Reason        string `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[9]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1058,7 +1467,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[9]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1071,7 +1480,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{9}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Event) GetId() uint64 {
@@ -1123,6 +1532,20 @@ func (x *Event) GetNewHealth() NodeHealth {
 	return NodeHealth_NODE_HEALTH_UNSPECIFIED
 }
 
+func (x *Event) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *Event) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 type WatchEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// When set, first replay the recorded events with a larger id (0: from
@@ -1140,7 +1563,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[10]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1152,7 +1575,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[10]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1165,7 +1588,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{10}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WatchEventsRequest) GetAfterId() uint64 {
@@ -1212,7 +1635,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[11]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1224,7 +1647,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[11]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1237,7 +1660,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{11}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WatchEventsResponse) GetEvent() *Event {
@@ -1265,7 +1688,7 @@ type Action struct {
 
 func (x *Action) Reset() {
 	*x = Action{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[12]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1277,7 +1700,7 @@ func (x *Action) String() string {
 func (*Action) ProtoMessage() {}
 
 func (x *Action) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[12]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1290,7 +1713,7 @@ func (x *Action) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Action.ProtoReflect.Descriptor instead.
 func (*Action) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{12}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Action) GetId() string {
@@ -1375,7 +1798,7 @@ type ListActionsRequest struct {
 
 func (x *ListActionsRequest) Reset() {
 	*x = ListActionsRequest{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[13]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1387,7 +1810,7 @@ func (x *ListActionsRequest) String() string {
 func (*ListActionsRequest) ProtoMessage() {}
 
 func (x *ListActionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[13]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1400,7 +1823,7 @@ func (x *ListActionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActionsRequest.ProtoReflect.Descriptor instead.
 func (*ListActionsRequest) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{13}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListActionsRequest) GetPageSize() uint32 {
@@ -1441,7 +1864,7 @@ type ListActionsResponse struct {
 
 func (x *ListActionsResponse) Reset() {
 	*x = ListActionsResponse{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[14]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1453,7 +1876,7 @@ func (x *ListActionsResponse) String() string {
 func (*ListActionsResponse) ProtoMessage() {}
 
 func (x *ListActionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[14]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1466,7 +1889,7 @@ func (x *ListActionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActionsResponse.ProtoReflect.Descriptor instead.
 func (*ListActionsResponse) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{14}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListActionsResponse) GetActions() []*Action {
@@ -1492,7 +1915,7 @@ type GetActionRequest struct {
 
 func (x *GetActionRequest) Reset() {
 	*x = GetActionRequest{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[15]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1504,7 +1927,7 @@ func (x *GetActionRequest) String() string {
 func (*GetActionRequest) ProtoMessage() {}
 
 func (x *GetActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[15]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1517,7 +1940,7 @@ func (x *GetActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActionRequest.ProtoReflect.Descriptor instead.
 func (*GetActionRequest) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{15}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetActionRequest) GetId() string {
@@ -1536,7 +1959,7 @@ type GetActionResponse struct {
 
 func (x *GetActionResponse) Reset() {
 	*x = GetActionResponse{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[16]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +1971,7 @@ func (x *GetActionResponse) String() string {
 func (*GetActionResponse) ProtoMessage() {}
 
 func (x *GetActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[16]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +1984,7 @@ func (x *GetActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActionResponse.ProtoReflect.Descriptor instead.
 func (*GetActionResponse) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{16}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetActionResponse) GetAction() *Action {
@@ -1582,7 +2005,7 @@ type RequestActionRequest struct {
 
 func (x *RequestActionRequest) Reset() {
 	*x = RequestActionRequest{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[17]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1594,7 +2017,7 @@ func (x *RequestActionRequest) String() string {
 func (*RequestActionRequest) ProtoMessage() {}
 
 func (x *RequestActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[17]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1607,7 +2030,7 @@ func (x *RequestActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestActionRequest.ProtoReflect.Descriptor instead.
 func (*RequestActionRequest) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{17}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RequestActionRequest) GetNode() string {
@@ -1640,7 +2063,7 @@ type RequestActionResponse struct {
 
 func (x *RequestActionResponse) Reset() {
 	*x = RequestActionResponse{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[18]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1652,7 +2075,7 @@ func (x *RequestActionResponse) String() string {
 func (*RequestActionResponse) ProtoMessage() {}
 
 func (x *RequestActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[18]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1665,7 +2088,7 @@ func (x *RequestActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestActionResponse.ProtoReflect.Descriptor instead.
 func (*RequestActionResponse) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{18}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RequestActionResponse) GetAction() *Action {
@@ -1685,7 +2108,7 @@ type ApproveActionRequest struct {
 
 func (x *ApproveActionRequest) Reset() {
 	*x = ApproveActionRequest{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[19]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1697,7 +2120,7 @@ func (x *ApproveActionRequest) String() string {
 func (*ApproveActionRequest) ProtoMessage() {}
 
 func (x *ApproveActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[19]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1710,7 +2133,7 @@ func (x *ApproveActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveActionRequest.ProtoReflect.Descriptor instead.
 func (*ApproveActionRequest) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{19}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ApproveActionRequest) GetId() string {
@@ -1736,7 +2159,7 @@ type ApproveActionResponse struct {
 
 func (x *ApproveActionResponse) Reset() {
 	*x = ApproveActionResponse{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[20]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1748,7 +2171,7 @@ func (x *ApproveActionResponse) String() string {
 func (*ApproveActionResponse) ProtoMessage() {}
 
 func (x *ApproveActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[20]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1761,7 +2184,7 @@ func (x *ApproveActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveActionResponse.ProtoReflect.Descriptor instead.
 func (*ApproveActionResponse) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{20}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ApproveActionResponse) GetAction() *Action {
@@ -1781,7 +2204,7 @@ type DenyActionRequest struct {
 
 func (x *DenyActionRequest) Reset() {
 	*x = DenyActionRequest{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[21]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1793,7 +2216,7 @@ func (x *DenyActionRequest) String() string {
 func (*DenyActionRequest) ProtoMessage() {}
 
 func (x *DenyActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[21]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1806,7 +2229,7 @@ func (x *DenyActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DenyActionRequest.ProtoReflect.Descriptor instead.
 func (*DenyActionRequest) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{21}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DenyActionRequest) GetId() string {
@@ -1832,7 +2255,7 @@ type DenyActionResponse struct {
 
 func (x *DenyActionResponse) Reset() {
 	*x = DenyActionResponse{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[22]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1844,7 +2267,7 @@ func (x *DenyActionResponse) String() string {
 func (*DenyActionResponse) ProtoMessage() {}
 
 func (x *DenyActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[22]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1857,7 +2280,7 @@ func (x *DenyActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DenyActionResponse.ProtoReflect.Descriptor instead.
 func (*DenyActionResponse) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{22}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DenyActionResponse) GetAction() *Action {
@@ -1871,7 +2294,7 @@ var File_hwheal_v1_fleet_proto protoreflect.FileDescriptor
 
 const file_hwheal_v1_fleet_proto_rawDesc = "" +
 	"\n" +
-	"\x15hwheal/v1/fleet.proto\x12\thwheal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15hwheal/v1/types.proto\"\xa1\x04\n" +
+	"\x15hwheal/v1/fleet.proto\x12\thwheal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15hwheal/v1/types.proto\"\xa1\x04\n" +
 	"\x04Node\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x123\n" +
 	"\x06labels\x18\x02 \x03(\v2\x1b.hwheal.v1.Node.LabelsEntryR\x06labels\x12-\n" +
@@ -1889,7 +2312,7 @@ const file_hwheal_v1_fleet_proto_rawDesc = "" +
 	"\tinventory\x18\v \x01(\v2\x14.hwheal.v1.InventoryR\tinventory\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf6\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe8\x05\n" +
 	"\vFaultRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12\x1f\n" +
@@ -1906,7 +2329,18 @@ const file_hwheal_v1_fleet_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x12\x18\n" +
 	"\asummary\x18\v \x01(\tR\asummary\x12/\n" +
 	"\bevidence\x18\f \x01(\v2\x13.hwheal.v1.EvidenceR\bevidence\x126\n" +
-	"\bresolved\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\bresolved\"M\n" +
+	"\bresolved\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\bresolved\x12'\n" +
+	"\x04mode\x18\x0e \x01(\x0e2\x13.hwheal.v1.RuleModeR\x04mode\x12:\n" +
+	"\vclear_after\x18\x0f \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"clearAfter\x12\x1a\n" +
+	"\breopened\x18\x10 \x01(\rR\breopened\x128\n" +
+	"\facknowledged\x18\x11 \x01(\v2\x14.hwheal.v1.FaultNoteR\facknowledged\x125\n" +
+	"\vresolved_by\x18\x12 \x01(\v2\x14.hwheal.v1.FaultNoteR\n" +
+	"resolvedBy\"i\n" +
+	"\tFaultNote\x12\x14\n" +
+	"\x05actor\x18\x01 \x01(\tR\x05actor\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"M\n" +
 	"\x11LatestObservation\x128\n" +
 	"\vobservation\x18\x01 \x01(\v2\x16.hwheal.v1.ObservationR\vobservation\"\x9a\x02\n" +
 	"\x10ListNodesRequest\x12\x1b\n" +
@@ -1944,10 +2378,24 @@ const file_hwheal_v1_fleet_proto_rawDesc = "" +
 	"\x06labels\x18\b \x03(\v2(.hwheal.v1.ListFaultsRequest.LabelsEntryR\x06labels\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"l\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"!\n" +
+	"\x0fGetFaultRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\"@\n" +
+	"\x10GetFaultResponse\x12,\n" +
+	"\x05fault\x18\x01 \x01(\v2\x16.hwheal.v1.FaultRecordR\x05fault\"A\n" +
+	"\x17AcknowledgeFaultRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"H\n" +
+	"\x18AcknowledgeFaultResponse\x12,\n" +
+	"\x05fault\x18\x01 \x01(\v2\x16.hwheal.v1.FaultRecordR\x05fault\"=\n" +
+	"\x13ResolveFaultRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"D\n" +
+	"\x14ResolveFaultResponse\x12,\n" +
+	"\x05fault\x18\x01 \x01(\v2\x16.hwheal.v1.FaultRecordR\x05fault\"l\n" +
 	"\x12ListFaultsResponse\x12.\n" +
 	"\x06faults\x18\x01 \x03(\v2\x16.hwheal.v1.FaultRecordR\x06faults\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9f\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xcd\x02\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12(\n" +
@@ -1957,7 +2405,9 @@ const file_hwheal_v1_fleet_proto_rawDesc = "" +
 	"\n" +
 	"old_health\x18\x06 \x01(\x0e2\x15.hwheal.v1.NodeHealthR\toldHealth\x124\n" +
 	"\n" +
-	"new_health\x18\a \x01(\x0e2\x15.hwheal.v1.NodeHealthR\tnewHealth\"\xc2\x01\n" +
+	"new_health\x18\a \x01(\x0e2\x15.hwheal.v1.NodeHealthR\tnewHealth\x12\x14\n" +
+	"\x05actor\x18\b \x01(\tR\x05actor\x12\x16\n" +
+	"\x06reason\x18\t \x01(\tR\x06reason\"\xc2\x01\n" +
 	"\x12WatchEventsRequest\x12\x1e\n" +
 	"\bafter_id\x18\x01 \x01(\x04H\x00R\aafterId\x88\x01\x01\x12*\n" +
 	"\x05types\x18\x02 \x03(\x0e2\x14.hwheal.v1.EventTypeR\x05types\x12\x12\n" +
@@ -2020,7 +2470,7 @@ const file_hwheal_v1_fleet_proto_rawDesc = "" +
 	"FaultState\x12\x1b\n" +
 	"\x17FAULT_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10FAULT_STATE_OPEN\x10\x01\x12\x18\n" +
-	"\x14FAULT_STATE_RESOLVED\x10\x02*\xa4\x02\n" +
+	"\x14FAULT_STATE_RESOLVED\x10\x02*\xe6\x02\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aEVENT_TYPE_NODE_REGISTERED\x10\x01\x12\x1d\n" +
@@ -2030,7 +2480,10 @@ const file_hwheal_v1_fleet_proto_rawDesc = "" +
 	"\x17EVENT_TYPE_FAULT_OPENED\x10\x05\x12\x1c\n" +
 	"\x18EVENT_TYPE_FAULT_UPDATED\x10\x06\x12\x1d\n" +
 	"\x19EVENT_TYPE_FAULT_RESOLVED\x10\a\x12\x1c\n" +
-	"\x18EVENT_TYPE_NODE_REBOOTED\x10\b*\x8b\x01\n" +
+	"\x18EVENT_TYPE_NODE_REBOOTED\x10\b\x12!\n" +
+	"\x1dEVENT_TYPE_FAULT_ACKNOWLEDGED\x10\t\x12\x1d\n" +
+	"\x19EVENT_TYPE_FAULT_REOPENED\x10\n" +
+	"*\x8b\x01\n" +
 	"\n" +
 	"ActionType\x12\x1b\n" +
 	"\x17ACTION_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
@@ -2051,12 +2504,15 @@ const file_hwheal_v1_fleet_proto_rawDesc = "" +
 	"\x16ACTION_STATE_CANCELLED\x10\t\x12\x18\n" +
 	"\x14ACTION_STATE_EXPIRED\x10\n" +
 	"\x12\x17\n" +
-	"\x13ACTION_STATE_DENIED\x10\v2\xbc\x05\n" +
+	"\x13ACTION_STATE_DENIED\x10\v2\xaf\a\n" +
 	"\fFleetService\x12F\n" +
 	"\tListNodes\x12\x1b.hwheal.v1.ListNodesRequest\x1a\x1c.hwheal.v1.ListNodesResponse\x12@\n" +
 	"\aGetNode\x12\x19.hwheal.v1.GetNodeRequest\x1a\x1a.hwheal.v1.GetNodeResponse\x12I\n" +
 	"\n" +
-	"ListFaults\x12\x1c.hwheal.v1.ListFaultsRequest\x1a\x1d.hwheal.v1.ListFaultsResponse\x12N\n" +
+	"ListFaults\x12\x1c.hwheal.v1.ListFaultsRequest\x1a\x1d.hwheal.v1.ListFaultsResponse\x12C\n" +
+	"\bGetFault\x12\x1a.hwheal.v1.GetFaultRequest\x1a\x1b.hwheal.v1.GetFaultResponse\x12[\n" +
+	"\x10AcknowledgeFault\x12\".hwheal.v1.AcknowledgeFaultRequest\x1a#.hwheal.v1.AcknowledgeFaultResponse\x12O\n" +
+	"\fResolveFault\x12\x1e.hwheal.v1.ResolveFaultRequest\x1a\x1f.hwheal.v1.ResolveFaultResponse\x12N\n" +
 	"\vWatchEvents\x12\x1d.hwheal.v1.WatchEventsRequest\x1a\x1e.hwheal.v1.WatchEventsResponse0\x01\x12L\n" +
 	"\vListActions\x12\x1d.hwheal.v1.ListActionsRequest\x1a\x1e.hwheal.v1.ListActionsResponse\x12F\n" +
 	"\tGetAction\x12\x1b.hwheal.v1.GetActionRequest\x1a\x1c.hwheal.v1.GetActionResponse\x12R\n" +
@@ -2078,112 +2534,135 @@ func file_hwheal_v1_fleet_proto_rawDescGZIP() []byte {
 }
 
 var file_hwheal_v1_fleet_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_hwheal_v1_fleet_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_hwheal_v1_fleet_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_hwheal_v1_fleet_proto_goTypes = []any{
-	(NodeHealth)(0),               // 0: hwheal.v1.NodeHealth
-	(FaultState)(0),               // 1: hwheal.v1.FaultState
-	(EventType)(0),                // 2: hwheal.v1.EventType
-	(ActionType)(0),               // 3: hwheal.v1.ActionType
-	(ActionState)(0),              // 4: hwheal.v1.ActionState
-	(*Node)(nil),                  // 5: hwheal.v1.Node
-	(*FaultRecord)(nil),           // 6: hwheal.v1.FaultRecord
-	(*LatestObservation)(nil),     // 7: hwheal.v1.LatestObservation
-	(*ListNodesRequest)(nil),      // 8: hwheal.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),     // 9: hwheal.v1.ListNodesResponse
-	(*GetNodeRequest)(nil),        // 10: hwheal.v1.GetNodeRequest
-	(*GetNodeResponse)(nil),       // 11: hwheal.v1.GetNodeResponse
-	(*ListFaultsRequest)(nil),     // 12: hwheal.v1.ListFaultsRequest
-	(*ListFaultsResponse)(nil),    // 13: hwheal.v1.ListFaultsResponse
-	(*Event)(nil),                 // 14: hwheal.v1.Event
-	(*WatchEventsRequest)(nil),    // 15: hwheal.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),   // 16: hwheal.v1.WatchEventsResponse
-	(*Action)(nil),                // 17: hwheal.v1.Action
-	(*ListActionsRequest)(nil),    // 18: hwheal.v1.ListActionsRequest
-	(*ListActionsResponse)(nil),   // 19: hwheal.v1.ListActionsResponse
-	(*GetActionRequest)(nil),      // 20: hwheal.v1.GetActionRequest
-	(*GetActionResponse)(nil),     // 21: hwheal.v1.GetActionResponse
-	(*RequestActionRequest)(nil),  // 22: hwheal.v1.RequestActionRequest
-	(*RequestActionResponse)(nil), // 23: hwheal.v1.RequestActionResponse
-	(*ApproveActionRequest)(nil),  // 24: hwheal.v1.ApproveActionRequest
-	(*ApproveActionResponse)(nil), // 25: hwheal.v1.ApproveActionResponse
-	(*DenyActionRequest)(nil),     // 26: hwheal.v1.DenyActionRequest
-	(*DenyActionResponse)(nil),    // 27: hwheal.v1.DenyActionResponse
-	nil,                           // 28: hwheal.v1.Node.LabelsEntry
-	nil,                           // 29: hwheal.v1.ListNodesRequest.LabelsEntry
-	nil,                           // 30: hwheal.v1.ListFaultsRequest.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
-	(*Inventory)(nil),             // 32: hwheal.v1.Inventory
-	(Severity)(0),                 // 33: hwheal.v1.Severity
-	(*Part)(nil),                  // 34: hwheal.v1.Part
-	(*Evidence)(nil),              // 35: hwheal.v1.Evidence
-	(*Observation)(nil),           // 36: hwheal.v1.Observation
+	(NodeHealth)(0),                  // 0: hwheal.v1.NodeHealth
+	(FaultState)(0),                  // 1: hwheal.v1.FaultState
+	(EventType)(0),                   // 2: hwheal.v1.EventType
+	(ActionType)(0),                  // 3: hwheal.v1.ActionType
+	(ActionState)(0),                 // 4: hwheal.v1.ActionState
+	(*Node)(nil),                     // 5: hwheal.v1.Node
+	(*FaultRecord)(nil),              // 6: hwheal.v1.FaultRecord
+	(*FaultNote)(nil),                // 7: hwheal.v1.FaultNote
+	(*LatestObservation)(nil),        // 8: hwheal.v1.LatestObservation
+	(*ListNodesRequest)(nil),         // 9: hwheal.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),        // 10: hwheal.v1.ListNodesResponse
+	(*GetNodeRequest)(nil),           // 11: hwheal.v1.GetNodeRequest
+	(*GetNodeResponse)(nil),          // 12: hwheal.v1.GetNodeResponse
+	(*ListFaultsRequest)(nil),        // 13: hwheal.v1.ListFaultsRequest
+	(*GetFaultRequest)(nil),          // 14: hwheal.v1.GetFaultRequest
+	(*GetFaultResponse)(nil),         // 15: hwheal.v1.GetFaultResponse
+	(*AcknowledgeFaultRequest)(nil),  // 16: hwheal.v1.AcknowledgeFaultRequest
+	(*AcknowledgeFaultResponse)(nil), // 17: hwheal.v1.AcknowledgeFaultResponse
+	(*ResolveFaultRequest)(nil),      // 18: hwheal.v1.ResolveFaultRequest
+	(*ResolveFaultResponse)(nil),     // 19: hwheal.v1.ResolveFaultResponse
+	(*ListFaultsResponse)(nil),       // 20: hwheal.v1.ListFaultsResponse
+	(*Event)(nil),                    // 21: hwheal.v1.Event
+	(*WatchEventsRequest)(nil),       // 22: hwheal.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),      // 23: hwheal.v1.WatchEventsResponse
+	(*Action)(nil),                   // 24: hwheal.v1.Action
+	(*ListActionsRequest)(nil),       // 25: hwheal.v1.ListActionsRequest
+	(*ListActionsResponse)(nil),      // 26: hwheal.v1.ListActionsResponse
+	(*GetActionRequest)(nil),         // 27: hwheal.v1.GetActionRequest
+	(*GetActionResponse)(nil),        // 28: hwheal.v1.GetActionResponse
+	(*RequestActionRequest)(nil),     // 29: hwheal.v1.RequestActionRequest
+	(*RequestActionResponse)(nil),    // 30: hwheal.v1.RequestActionResponse
+	(*ApproveActionRequest)(nil),     // 31: hwheal.v1.ApproveActionRequest
+	(*ApproveActionResponse)(nil),    // 32: hwheal.v1.ApproveActionResponse
+	(*DenyActionRequest)(nil),        // 33: hwheal.v1.DenyActionRequest
+	(*DenyActionResponse)(nil),       // 34: hwheal.v1.DenyActionResponse
+	nil,                              // 35: hwheal.v1.Node.LabelsEntry
+	nil,                              // 36: hwheal.v1.ListNodesRequest.LabelsEntry
+	nil,                              // 37: hwheal.v1.ListFaultsRequest.LabelsEntry
+	(*timestamppb.Timestamp)(nil),    // 38: google.protobuf.Timestamp
+	(*Inventory)(nil),                // 39: hwheal.v1.Inventory
+	(Severity)(0),                    // 40: hwheal.v1.Severity
+	(*Part)(nil),                     // 41: hwheal.v1.Part
+	(*Evidence)(nil),                 // 42: hwheal.v1.Evidence
+	(RuleMode)(0),                    // 43: hwheal.v1.RuleMode
+	(*durationpb.Duration)(nil),      // 44: google.protobuf.Duration
+	(*Observation)(nil),              // 45: hwheal.v1.Observation
 }
 var file_hwheal_v1_fleet_proto_depIdxs = []int32{
-	28, // 0: hwheal.v1.Node.labels:type_name -> hwheal.v1.Node.LabelsEntry
+	35, // 0: hwheal.v1.Node.labels:type_name -> hwheal.v1.Node.LabelsEntry
 	0,  // 1: hwheal.v1.Node.health:type_name -> hwheal.v1.NodeHealth
-	31, // 2: hwheal.v1.Node.first_seen:type_name -> google.protobuf.Timestamp
-	31, // 3: hwheal.v1.Node.last_seen:type_name -> google.protobuf.Timestamp
-	31, // 4: hwheal.v1.Node.health_changed:type_name -> google.protobuf.Timestamp
-	32, // 5: hwheal.v1.Node.inventory:type_name -> hwheal.v1.Inventory
-	33, // 6: hwheal.v1.FaultRecord.severity:type_name -> hwheal.v1.Severity
-	34, // 7: hwheal.v1.FaultRecord.part:type_name -> hwheal.v1.Part
+	38, // 2: hwheal.v1.Node.first_seen:type_name -> google.protobuf.Timestamp
+	38, // 3: hwheal.v1.Node.last_seen:type_name -> google.protobuf.Timestamp
+	38, // 4: hwheal.v1.Node.health_changed:type_name -> google.protobuf.Timestamp
+	39, // 5: hwheal.v1.Node.inventory:type_name -> hwheal.v1.Inventory
+	40, // 6: hwheal.v1.FaultRecord.severity:type_name -> hwheal.v1.Severity
+	41, // 7: hwheal.v1.FaultRecord.part:type_name -> hwheal.v1.Part
 	1,  // 8: hwheal.v1.FaultRecord.state:type_name -> hwheal.v1.FaultState
-	31, // 9: hwheal.v1.FaultRecord.first_seen:type_name -> google.protobuf.Timestamp
-	31, // 10: hwheal.v1.FaultRecord.last_seen:type_name -> google.protobuf.Timestamp
-	35, // 11: hwheal.v1.FaultRecord.evidence:type_name -> hwheal.v1.Evidence
-	31, // 12: hwheal.v1.FaultRecord.resolved:type_name -> google.protobuf.Timestamp
-	36, // 13: hwheal.v1.LatestObservation.observation:type_name -> hwheal.v1.Observation
-	0,  // 14: hwheal.v1.ListNodesRequest.health:type_name -> hwheal.v1.NodeHealth
-	29, // 15: hwheal.v1.ListNodesRequest.labels:type_name -> hwheal.v1.ListNodesRequest.LabelsEntry
-	5,  // 16: hwheal.v1.ListNodesResponse.nodes:type_name -> hwheal.v1.Node
-	5,  // 17: hwheal.v1.GetNodeResponse.node:type_name -> hwheal.v1.Node
-	6,  // 18: hwheal.v1.GetNodeResponse.open_faults:type_name -> hwheal.v1.FaultRecord
-	36, // 19: hwheal.v1.GetNodeResponse.latest_observations:type_name -> hwheal.v1.Observation
-	1,  // 20: hwheal.v1.ListFaultsRequest.state:type_name -> hwheal.v1.FaultState
-	33, // 21: hwheal.v1.ListFaultsRequest.min_severity:type_name -> hwheal.v1.Severity
-	30, // 22: hwheal.v1.ListFaultsRequest.labels:type_name -> hwheal.v1.ListFaultsRequest.LabelsEntry
-	6,  // 23: hwheal.v1.ListFaultsResponse.faults:type_name -> hwheal.v1.FaultRecord
-	31, // 24: hwheal.v1.Event.time:type_name -> google.protobuf.Timestamp
-	2,  // 25: hwheal.v1.Event.type:type_name -> hwheal.v1.EventType
-	6,  // 26: hwheal.v1.Event.fault:type_name -> hwheal.v1.FaultRecord
-	0,  // 27: hwheal.v1.Event.old_health:type_name -> hwheal.v1.NodeHealth
-	0,  // 28: hwheal.v1.Event.new_health:type_name -> hwheal.v1.NodeHealth
-	2,  // 29: hwheal.v1.WatchEventsRequest.types:type_name -> hwheal.v1.EventType
-	14, // 30: hwheal.v1.WatchEventsResponse.event:type_name -> hwheal.v1.Event
-	3,  // 31: hwheal.v1.Action.type:type_name -> hwheal.v1.ActionType
-	4,  // 32: hwheal.v1.Action.state:type_name -> hwheal.v1.ActionState
-	31, // 33: hwheal.v1.Action.created:type_name -> google.protobuf.Timestamp
-	31, // 34: hwheal.v1.Action.updated:type_name -> google.protobuf.Timestamp
-	4,  // 35: hwheal.v1.ListActionsRequest.states:type_name -> hwheal.v1.ActionState
-	17, // 36: hwheal.v1.ListActionsResponse.actions:type_name -> hwheal.v1.Action
-	17, // 37: hwheal.v1.GetActionResponse.action:type_name -> hwheal.v1.Action
-	3,  // 38: hwheal.v1.RequestActionRequest.type:type_name -> hwheal.v1.ActionType
-	17, // 39: hwheal.v1.RequestActionResponse.action:type_name -> hwheal.v1.Action
-	17, // 40: hwheal.v1.ApproveActionResponse.action:type_name -> hwheal.v1.Action
-	17, // 41: hwheal.v1.DenyActionResponse.action:type_name -> hwheal.v1.Action
-	8,  // 42: hwheal.v1.FleetService.ListNodes:input_type -> hwheal.v1.ListNodesRequest
-	10, // 43: hwheal.v1.FleetService.GetNode:input_type -> hwheal.v1.GetNodeRequest
-	12, // 44: hwheal.v1.FleetService.ListFaults:input_type -> hwheal.v1.ListFaultsRequest
-	15, // 45: hwheal.v1.FleetService.WatchEvents:input_type -> hwheal.v1.WatchEventsRequest
-	18, // 46: hwheal.v1.FleetService.ListActions:input_type -> hwheal.v1.ListActionsRequest
-	20, // 47: hwheal.v1.FleetService.GetAction:input_type -> hwheal.v1.GetActionRequest
-	22, // 48: hwheal.v1.FleetService.RequestAction:input_type -> hwheal.v1.RequestActionRequest
-	24, // 49: hwheal.v1.FleetService.ApproveAction:input_type -> hwheal.v1.ApproveActionRequest
-	26, // 50: hwheal.v1.FleetService.DenyAction:input_type -> hwheal.v1.DenyActionRequest
-	9,  // 51: hwheal.v1.FleetService.ListNodes:output_type -> hwheal.v1.ListNodesResponse
-	11, // 52: hwheal.v1.FleetService.GetNode:output_type -> hwheal.v1.GetNodeResponse
-	13, // 53: hwheal.v1.FleetService.ListFaults:output_type -> hwheal.v1.ListFaultsResponse
-	16, // 54: hwheal.v1.FleetService.WatchEvents:output_type -> hwheal.v1.WatchEventsResponse
-	19, // 55: hwheal.v1.FleetService.ListActions:output_type -> hwheal.v1.ListActionsResponse
-	21, // 56: hwheal.v1.FleetService.GetAction:output_type -> hwheal.v1.GetActionResponse
-	23, // 57: hwheal.v1.FleetService.RequestAction:output_type -> hwheal.v1.RequestActionResponse
-	25, // 58: hwheal.v1.FleetService.ApproveAction:output_type -> hwheal.v1.ApproveActionResponse
-	27, // 59: hwheal.v1.FleetService.DenyAction:output_type -> hwheal.v1.DenyActionResponse
-	51, // [51:60] is the sub-list for method output_type
-	42, // [42:51] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	38, // 9: hwheal.v1.FaultRecord.first_seen:type_name -> google.protobuf.Timestamp
+	38, // 10: hwheal.v1.FaultRecord.last_seen:type_name -> google.protobuf.Timestamp
+	42, // 11: hwheal.v1.FaultRecord.evidence:type_name -> hwheal.v1.Evidence
+	38, // 12: hwheal.v1.FaultRecord.resolved:type_name -> google.protobuf.Timestamp
+	43, // 13: hwheal.v1.FaultRecord.mode:type_name -> hwheal.v1.RuleMode
+	44, // 14: hwheal.v1.FaultRecord.clear_after:type_name -> google.protobuf.Duration
+	7,  // 15: hwheal.v1.FaultRecord.acknowledged:type_name -> hwheal.v1.FaultNote
+	7,  // 16: hwheal.v1.FaultRecord.resolved_by:type_name -> hwheal.v1.FaultNote
+	38, // 17: hwheal.v1.FaultNote.time:type_name -> google.protobuf.Timestamp
+	45, // 18: hwheal.v1.LatestObservation.observation:type_name -> hwheal.v1.Observation
+	0,  // 19: hwheal.v1.ListNodesRequest.health:type_name -> hwheal.v1.NodeHealth
+	36, // 20: hwheal.v1.ListNodesRequest.labels:type_name -> hwheal.v1.ListNodesRequest.LabelsEntry
+	5,  // 21: hwheal.v1.ListNodesResponse.nodes:type_name -> hwheal.v1.Node
+	5,  // 22: hwheal.v1.GetNodeResponse.node:type_name -> hwheal.v1.Node
+	6,  // 23: hwheal.v1.GetNodeResponse.open_faults:type_name -> hwheal.v1.FaultRecord
+	45, // 24: hwheal.v1.GetNodeResponse.latest_observations:type_name -> hwheal.v1.Observation
+	1,  // 25: hwheal.v1.ListFaultsRequest.state:type_name -> hwheal.v1.FaultState
+	40, // 26: hwheal.v1.ListFaultsRequest.min_severity:type_name -> hwheal.v1.Severity
+	37, // 27: hwheal.v1.ListFaultsRequest.labels:type_name -> hwheal.v1.ListFaultsRequest.LabelsEntry
+	6,  // 28: hwheal.v1.GetFaultResponse.fault:type_name -> hwheal.v1.FaultRecord
+	6,  // 29: hwheal.v1.AcknowledgeFaultResponse.fault:type_name -> hwheal.v1.FaultRecord
+	6,  // 30: hwheal.v1.ResolveFaultResponse.fault:type_name -> hwheal.v1.FaultRecord
+	6,  // 31: hwheal.v1.ListFaultsResponse.faults:type_name -> hwheal.v1.FaultRecord
+	38, // 32: hwheal.v1.Event.time:type_name -> google.protobuf.Timestamp
+	2,  // 33: hwheal.v1.Event.type:type_name -> hwheal.v1.EventType
+	6,  // 34: hwheal.v1.Event.fault:type_name -> hwheal.v1.FaultRecord
+	0,  // 35: hwheal.v1.Event.old_health:type_name -> hwheal.v1.NodeHealth
+	0,  // 36: hwheal.v1.Event.new_health:type_name -> hwheal.v1.NodeHealth
+	2,  // 37: hwheal.v1.WatchEventsRequest.types:type_name -> hwheal.v1.EventType
+	21, // 38: hwheal.v1.WatchEventsResponse.event:type_name -> hwheal.v1.Event
+	3,  // 39: hwheal.v1.Action.type:type_name -> hwheal.v1.ActionType
+	4,  // 40: hwheal.v1.Action.state:type_name -> hwheal.v1.ActionState
+	38, // 41: hwheal.v1.Action.created:type_name -> google.protobuf.Timestamp
+	38, // 42: hwheal.v1.Action.updated:type_name -> google.protobuf.Timestamp
+	4,  // 43: hwheal.v1.ListActionsRequest.states:type_name -> hwheal.v1.ActionState
+	24, // 44: hwheal.v1.ListActionsResponse.actions:type_name -> hwheal.v1.Action
+	24, // 45: hwheal.v1.GetActionResponse.action:type_name -> hwheal.v1.Action
+	3,  // 46: hwheal.v1.RequestActionRequest.type:type_name -> hwheal.v1.ActionType
+	24, // 47: hwheal.v1.RequestActionResponse.action:type_name -> hwheal.v1.Action
+	24, // 48: hwheal.v1.ApproveActionResponse.action:type_name -> hwheal.v1.Action
+	24, // 49: hwheal.v1.DenyActionResponse.action:type_name -> hwheal.v1.Action
+	9,  // 50: hwheal.v1.FleetService.ListNodes:input_type -> hwheal.v1.ListNodesRequest
+	11, // 51: hwheal.v1.FleetService.GetNode:input_type -> hwheal.v1.GetNodeRequest
+	13, // 52: hwheal.v1.FleetService.ListFaults:input_type -> hwheal.v1.ListFaultsRequest
+	14, // 53: hwheal.v1.FleetService.GetFault:input_type -> hwheal.v1.GetFaultRequest
+	16, // 54: hwheal.v1.FleetService.AcknowledgeFault:input_type -> hwheal.v1.AcknowledgeFaultRequest
+	18, // 55: hwheal.v1.FleetService.ResolveFault:input_type -> hwheal.v1.ResolveFaultRequest
+	22, // 56: hwheal.v1.FleetService.WatchEvents:input_type -> hwheal.v1.WatchEventsRequest
+	25, // 57: hwheal.v1.FleetService.ListActions:input_type -> hwheal.v1.ListActionsRequest
+	27, // 58: hwheal.v1.FleetService.GetAction:input_type -> hwheal.v1.GetActionRequest
+	29, // 59: hwheal.v1.FleetService.RequestAction:input_type -> hwheal.v1.RequestActionRequest
+	31, // 60: hwheal.v1.FleetService.ApproveAction:input_type -> hwheal.v1.ApproveActionRequest
+	33, // 61: hwheal.v1.FleetService.DenyAction:input_type -> hwheal.v1.DenyActionRequest
+	10, // 62: hwheal.v1.FleetService.ListNodes:output_type -> hwheal.v1.ListNodesResponse
+	12, // 63: hwheal.v1.FleetService.GetNode:output_type -> hwheal.v1.GetNodeResponse
+	20, // 64: hwheal.v1.FleetService.ListFaults:output_type -> hwheal.v1.ListFaultsResponse
+	15, // 65: hwheal.v1.FleetService.GetFault:output_type -> hwheal.v1.GetFaultResponse
+	17, // 66: hwheal.v1.FleetService.AcknowledgeFault:output_type -> hwheal.v1.AcknowledgeFaultResponse
+	19, // 67: hwheal.v1.FleetService.ResolveFault:output_type -> hwheal.v1.ResolveFaultResponse
+	23, // 68: hwheal.v1.FleetService.WatchEvents:output_type -> hwheal.v1.WatchEventsResponse
+	26, // 69: hwheal.v1.FleetService.ListActions:output_type -> hwheal.v1.ListActionsResponse
+	28, // 70: hwheal.v1.FleetService.GetAction:output_type -> hwheal.v1.GetActionResponse
+	30, // 71: hwheal.v1.FleetService.RequestAction:output_type -> hwheal.v1.RequestActionResponse
+	32, // 72: hwheal.v1.FleetService.ApproveAction:output_type -> hwheal.v1.ApproveActionResponse
+	34, // 73: hwheal.v1.FleetService.DenyAction:output_type -> hwheal.v1.DenyActionResponse
+	62, // [62:74] is the sub-list for method output_type
+	50, // [50:62] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_hwheal_v1_fleet_proto_init() }
@@ -2192,14 +2671,14 @@ func file_hwheal_v1_fleet_proto_init() {
 		return
 	}
 	file_hwheal_v1_types_proto_init()
-	file_hwheal_v1_fleet_proto_msgTypes[10].OneofWrappers = []any{}
+	file_hwheal_v1_fleet_proto_msgTypes[17].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hwheal_v1_fleet_proto_rawDesc), len(file_hwheal_v1_fleet_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   26,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

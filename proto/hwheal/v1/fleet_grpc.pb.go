@@ -19,15 +19,18 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	FleetService_ListNodes_FullMethodName     = "/hwheal.v1.FleetService/ListNodes"
-	FleetService_GetNode_FullMethodName       = "/hwheal.v1.FleetService/GetNode"
-	FleetService_ListFaults_FullMethodName    = "/hwheal.v1.FleetService/ListFaults"
-	FleetService_WatchEvents_FullMethodName   = "/hwheal.v1.FleetService/WatchEvents"
-	FleetService_ListActions_FullMethodName   = "/hwheal.v1.FleetService/ListActions"
-	FleetService_GetAction_FullMethodName     = "/hwheal.v1.FleetService/GetAction"
-	FleetService_RequestAction_FullMethodName = "/hwheal.v1.FleetService/RequestAction"
-	FleetService_ApproveAction_FullMethodName = "/hwheal.v1.FleetService/ApproveAction"
-	FleetService_DenyAction_FullMethodName    = "/hwheal.v1.FleetService/DenyAction"
+	FleetService_ListNodes_FullMethodName        = "/hwheal.v1.FleetService/ListNodes"
+	FleetService_GetNode_FullMethodName          = "/hwheal.v1.FleetService/GetNode"
+	FleetService_ListFaults_FullMethodName       = "/hwheal.v1.FleetService/ListFaults"
+	FleetService_GetFault_FullMethodName         = "/hwheal.v1.FleetService/GetFault"
+	FleetService_AcknowledgeFault_FullMethodName = "/hwheal.v1.FleetService/AcknowledgeFault"
+	FleetService_ResolveFault_FullMethodName     = "/hwheal.v1.FleetService/ResolveFault"
+	FleetService_WatchEvents_FullMethodName      = "/hwheal.v1.FleetService/WatchEvents"
+	FleetService_ListActions_FullMethodName      = "/hwheal.v1.FleetService/ListActions"
+	FleetService_GetAction_FullMethodName        = "/hwheal.v1.FleetService/GetAction"
+	FleetService_RequestAction_FullMethodName    = "/hwheal.v1.FleetService/RequestAction"
+	FleetService_ApproveAction_FullMethodName    = "/hwheal.v1.FleetService/ApproveAction"
+	FleetService_DenyAction_FullMethodName       = "/hwheal.v1.FleetService/DenyAction"
 )
 
 // FleetServiceClient is the client API for FleetService service.
@@ -40,6 +43,13 @@ type FleetServiceClient interface {
 	ListNodes(ctx context.Context, in *ListNodesRequest, opts ...grpc.CallOption) (*ListNodesResponse, error)
 	GetNode(ctx context.Context, in *GetNodeRequest, opts ...grpc.CallOption) (*GetNodeResponse, error)
 	ListFaults(ctx context.Context, in *ListFaultsRequest, opts ...grpc.CallOption) (*ListFaultsResponse, error)
+	GetFault(ctx context.Context, in *GetFaultRequest, opts ...grpc.CallOption) (*GetFaultResponse, error)
+	// AcknowledgeFault records that an operator has seen a fault; it stays
+	// open.
+	AcknowledgeFault(ctx context.Context, in *AcknowledgeFaultRequest, opts ...grpc.CallOption) (*AcknowledgeFaultResponse, error)
+	// ResolveFault closes an open fault by hand. New evidence later opens a
+	// new fault.
+	ResolveFault(ctx context.Context, in *ResolveFaultRequest, opts ...grpc.CallOption) (*ResolveFaultResponse, error)
 	// WatchEvents streams fleet events as they happen, optionally starting
 	// with the ones recorded after a given event id.
 	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
@@ -84,6 +94,36 @@ func (c *fleetServiceClient) ListFaults(ctx context.Context, in *ListFaultsReque
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListFaultsResponse)
 	err := c.cc.Invoke(ctx, FleetService_ListFaults_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *fleetServiceClient) GetFault(ctx context.Context, in *GetFaultRequest, opts ...grpc.CallOption) (*GetFaultResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetFaultResponse)
+	err := c.cc.Invoke(ctx, FleetService_GetFault_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *fleetServiceClient) AcknowledgeFault(ctx context.Context, in *AcknowledgeFaultRequest, opts ...grpc.CallOption) (*AcknowledgeFaultResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AcknowledgeFaultResponse)
+	err := c.cc.Invoke(ctx, FleetService_AcknowledgeFault_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *fleetServiceClient) ResolveFault(ctx context.Context, in *ResolveFaultRequest, opts ...grpc.CallOption) (*ResolveFaultResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResolveFaultResponse)
+	err := c.cc.Invoke(ctx, FleetService_ResolveFault_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -169,6 +209,13 @@ type FleetServiceServer interface {
 	ListNodes(context.Context, *ListNodesRequest) (*ListNodesResponse, error)
 	GetNode(context.Context, *GetNodeRequest) (*GetNodeResponse, error)
 	ListFaults(context.Context, *ListFaultsRequest) (*ListFaultsResponse, error)
+	GetFault(context.Context, *GetFaultRequest) (*GetFaultResponse, error)
+	// AcknowledgeFault records that an operator has seen a fault; it stays
+	// open.
+	AcknowledgeFault(context.Context, *AcknowledgeFaultRequest) (*AcknowledgeFaultResponse, error)
+	// ResolveFault closes an open fault by hand. New evidence later opens a
+	// new fault.
+	ResolveFault(context.Context, *ResolveFaultRequest) (*ResolveFaultResponse, error)
 	// WatchEvents streams fleet events as they happen, optionally starting
 	// with the ones recorded after a given event id.
 	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
@@ -197,6 +244,15 @@ func (UnimplementedFleetServiceServer) GetNode(context.Context, *GetNodeRequest)
 }
 func (UnimplementedFleetServiceServer) ListFaults(context.Context, *ListFaultsRequest) (*ListFaultsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListFaults not implemented")
+}
+func (UnimplementedFleetServiceServer) GetFault(context.Context, *GetFaultRequest) (*GetFaultResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetFault not implemented")
+}
+func (UnimplementedFleetServiceServer) AcknowledgeFault(context.Context, *AcknowledgeFaultRequest) (*AcknowledgeFaultResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AcknowledgeFault not implemented")
+}
+func (UnimplementedFleetServiceServer) ResolveFault(context.Context, *ResolveFaultRequest) (*ResolveFaultResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResolveFault not implemented")
 }
 func (UnimplementedFleetServiceServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchEvents not implemented")
@@ -287,6 +343,60 @@ func _FleetService_ListFaults_Handler(srv interface{}, ctx context.Context, dec 
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(FleetServiceServer).ListFaults(ctx, req.(*ListFaultsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FleetService_GetFault_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetFaultRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FleetServiceServer).GetFault(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FleetService_GetFault_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FleetServiceServer).GetFault(ctx, req.(*GetFaultRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FleetService_AcknowledgeFault_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AcknowledgeFaultRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FleetServiceServer).AcknowledgeFault(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FleetService_AcknowledgeFault_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FleetServiceServer).AcknowledgeFault(ctx, req.(*AcknowledgeFaultRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FleetService_ResolveFault_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResolveFaultRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FleetServiceServer).ResolveFault(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FleetService_ResolveFault_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FleetServiceServer).ResolveFault(ctx, req.(*ResolveFaultRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -410,6 +520,18 @@ var FleetService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListFaults",
 			Handler:    _FleetService_ListFaults_Handler,
+		},
+		{
+			MethodName: "GetFault",
+			Handler:    _FleetService_GetFault_Handler,
+		},
+		{
+			MethodName: "AcknowledgeFault",
+			Handler:    _FleetService_AcknowledgeFault_Handler,
+		},
+		{
+			MethodName: "ResolveFault",
+			Handler:    _FleetService_ResolveFault_Handler,
 		},
 		{
 			MethodName: "ListActions",

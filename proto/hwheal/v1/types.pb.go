@@ -9,6 +9,7 @@ package hwhealv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -142,6 +143,60 @@ func (x Severity) Number() protoreflect.EnumNumber {
 // Deprecated: Use Severity.Descriptor instead.
 func (Severity) EnumDescriptor() ([]byte, []int) {
 	return file_hwheal_v1_types_proto_rawDescGZIP(), []int{1}
+}
+
+// RuleMode says whether a rule's faults may lead to an action.
+type RuleMode int32
+
+const (
+	RuleMode_RULE_MODE_UNSPECIFIED RuleMode = 0
+	// Faults count towards node health and may lead to remediation.
+	RuleMode_RULE_MODE_ENFORCE RuleMode = 1
+	// Faults are raised, stored and announced, but never change node health
+	// and never lead to an action: a new rule runs against the fleet before
+	// it is trusted.
+	RuleMode_RULE_MODE_SHADOW RuleMode = 2
+)
+
+// Enum value maps for RuleMode.
+var (
+	RuleMode_name = map[int32]string{
+		0: "RULE_MODE_UNSPECIFIED",
+		1: "RULE_MODE_ENFORCE",
+		2: "RULE_MODE_SHADOW",
+	}
+	RuleMode_value = map[string]int32{
+		"RULE_MODE_UNSPECIFIED": 0,
+		"RULE_MODE_ENFORCE":     1,
+		"RULE_MODE_SHADOW":      2,
+	}
+)
+
+func (x RuleMode) Enum() *RuleMode {
+	p := new(RuleMode)
+	*p = x
+	return p
+}
+
+func (x RuleMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RuleMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_hwheal_v1_types_proto_enumTypes[2].Descriptor()
+}
+
+func (RuleMode) Type() protoreflect.EnumType {
+	return &file_hwheal_v1_types_proto_enumTypes[2]
+}
+
+func (x RuleMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RuleMode.Descriptor instead.
+func (RuleMode) EnumDescriptor() ([]byte, []int) {
+	return file_hwheal_v1_types_proto_rawDescGZIP(), []int{2}
 }
 
 // Part names the thing a technician would replace or look at.
@@ -529,8 +584,15 @@ type Fault struct {
 	// When the evidence was seen on the node.
 	Time *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=time,proto3" json:"time,omitempty"`
 	// One line for people: "I/O error on sda at sector 1234".
-	Summary       string    `protobuf:"bytes,6,opt,name=summary,proto3" json:"summary,omitempty"`
-	Evidence      *Evidence `protobuf:"bytes,7,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	Summary  string    `protobuf:"bytes,6,opt,name=summary,proto3" json:"summary,omitempty"`
+	Evidence *Evidence `protobuf:"bytes,7,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	// Set by the collector from its rules before it stores the fault;
+	// agents leave both unset. The mode of the rule that raised it
+	// (UNSPECIFIED means ENFORCE).
+	Mode RuleMode `protobuf:"varint,8,opt,name=mode,proto3,enum=hwheal.v1.RuleMode" json:"mode,omitempty"`
+	// How long the fault may go without evidence before it resolves by
+	// itself; zero or unset means it never does (an operator resolves it).
+	ClearAfter    *durationpb.Duration `protobuf:"bytes,9,opt,name=clear_after,json=clearAfter,proto3" json:"clear_after,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -610,6 +672,20 @@ func (x *Fault) GetSummary() string {
 func (x *Fault) GetEvidence() *Evidence {
 	if x != nil {
 		return x.Evidence
+	}
+	return nil
+}
+
+func (x *Fault) GetMode() RuleMode {
+	if x != nil {
+		return x.Mode
+	}
+	return RuleMode_RULE_MODE_UNSPECIFIED
+}
+
+func (x *Fault) GetClearAfter() *durationpb.Duration {
+	if x != nil {
+		return x.ClearAfter
 	}
 	return nil
 }
@@ -1065,7 +1141,7 @@ var File_hwheal_v1_types_proto protoreflect.FileDescriptor
 
 const file_hwheal_v1_types_proto_rawDesc = "" +
 	"\n" +
-	"\x15hwheal/v1/types.proto\x12\thwheal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x92\x01\n" +
+	"\x15hwheal/v1/types.proto\x12\thwheal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x92\x01\n" +
 	"\x04Part\x12'\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x13.hwheal.v1.PartKindR\x04kind\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -1103,7 +1179,7 @@ const file_hwheal_v1_types_proto_rawDesc = "" +
 	"\asamples\x18\x03 \x03(\v2\x11.hwheal.v1.SampleR\asamples\x1a;\n" +
 	"\rCapturesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8d\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf2\x02\n" +
 	"\x05Fault\x12\x1f\n" +
 	"\vfault_class\x18\x01 \x01(\tR\n" +
 	"faultClass\x12/\n" +
@@ -1112,7 +1188,10 @@ const file_hwheal_v1_types_proto_rawDesc = "" +
 	"\x04rule\x18\x04 \x01(\tR\x04rule\x12.\n" +
 	"\x04time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x18\n" +
 	"\asummary\x18\x06 \x01(\tR\asummary\x12/\n" +
-	"\bevidence\x18\a \x01(\v2\x13.hwheal.v1.EvidenceR\bevidence\"\x95\x01\n" +
+	"\bevidence\x18\a \x01(\v2\x13.hwheal.v1.EvidenceR\bevidence\x12'\n" +
+	"\x04mode\x18\b \x01(\x0e2\x13.hwheal.v1.RuleModeR\x04mode\x12:\n" +
+	"\vclear_after\x18\t \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"clearAfter\"\x95\x01\n" +
 	"\rInventoryDimm\x12\x14\n" +
 	"\x05label\x18\x01 \x01(\tR\x05label\x12\x16\n" +
 	"\x06vendor\x18\x02 \x01(\tR\x06vendor\x12\x16\n" +
@@ -1171,7 +1250,11 @@ const file_hwheal_v1_types_proto_rawDesc = "" +
 	"\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSEVERITY_INFO\x10\x01\x12\x14\n" +
 	"\x10SEVERITY_WARNING\x10\x02\x12\x15\n" +
-	"\x11SEVERITY_CRITICAL\x10\x03B3Z1github.com/hwheal/hwheal/proto/hwheal/v1;hwhealv1b\x06proto3"
+	"\x11SEVERITY_CRITICAL\x10\x03*R\n" +
+	"\bRuleMode\x12\x19\n" +
+	"\x15RULE_MODE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11RULE_MODE_ENFORCE\x10\x01\x12\x14\n" +
+	"\x10RULE_MODE_SHADOW\x10\x02B3Z1github.com/hwheal/hwheal/proto/hwheal/v1;hwhealv1b\x06proto3"
 
 var (
 	file_hwheal_v1_types_proto_rawDescOnce sync.Once
@@ -1185,48 +1268,52 @@ func file_hwheal_v1_types_proto_rawDescGZIP() []byte {
 	return file_hwheal_v1_types_proto_rawDescData
 }
 
-var file_hwheal_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_hwheal_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_hwheal_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_hwheal_v1_types_proto_goTypes = []any{
 	(PartKind)(0),                 // 0: hwheal.v1.PartKind
 	(Severity)(0),                 // 1: hwheal.v1.Severity
-	(*Part)(nil),                  // 2: hwheal.v1.Part
-	(*KernelLogRecord)(nil),       // 3: hwheal.v1.KernelLogRecord
-	(*Sample)(nil),                // 4: hwheal.v1.Sample
-	(*Observation)(nil),           // 5: hwheal.v1.Observation
-	(*Evidence)(nil),              // 6: hwheal.v1.Evidence
-	(*Fault)(nil),                 // 7: hwheal.v1.Fault
-	(*InventoryDimm)(nil),         // 8: hwheal.v1.InventoryDimm
-	(*InventoryDisk)(nil),         // 9: hwheal.v1.InventoryDisk
-	(*InventoryNic)(nil),          // 10: hwheal.v1.InventoryNic
-	(*InventoryPci)(nil),          // 11: hwheal.v1.InventoryPci
-	(*Inventory)(nil),             // 12: hwheal.v1.Inventory
-	nil,                           // 13: hwheal.v1.KernelLogRecord.DictionaryEntry
-	nil,                           // 14: hwheal.v1.Evidence.CapturesEntry
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(RuleMode)(0),                 // 2: hwheal.v1.RuleMode
+	(*Part)(nil),                  // 3: hwheal.v1.Part
+	(*KernelLogRecord)(nil),       // 4: hwheal.v1.KernelLogRecord
+	(*Sample)(nil),                // 5: hwheal.v1.Sample
+	(*Observation)(nil),           // 6: hwheal.v1.Observation
+	(*Evidence)(nil),              // 7: hwheal.v1.Evidence
+	(*Fault)(nil),                 // 8: hwheal.v1.Fault
+	(*InventoryDimm)(nil),         // 9: hwheal.v1.InventoryDimm
+	(*InventoryDisk)(nil),         // 10: hwheal.v1.InventoryDisk
+	(*InventoryNic)(nil),          // 11: hwheal.v1.InventoryNic
+	(*InventoryPci)(nil),          // 12: hwheal.v1.InventoryPci
+	(*Inventory)(nil),             // 13: hwheal.v1.Inventory
+	nil,                           // 14: hwheal.v1.KernelLogRecord.DictionaryEntry
+	nil,                           // 15: hwheal.v1.Evidence.CapturesEntry
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 17: google.protobuf.Duration
 }
 var file_hwheal_v1_types_proto_depIdxs = []int32{
 	0,  // 0: hwheal.v1.Part.kind:type_name -> hwheal.v1.PartKind
-	13, // 1: hwheal.v1.KernelLogRecord.dictionary:type_name -> hwheal.v1.KernelLogRecord.DictionaryEntry
-	15, // 2: hwheal.v1.Observation.time:type_name -> google.protobuf.Timestamp
-	2,  // 3: hwheal.v1.Observation.part:type_name -> hwheal.v1.Part
-	4,  // 4: hwheal.v1.Observation.samples:type_name -> hwheal.v1.Sample
-	3,  // 5: hwheal.v1.Evidence.kernel_log:type_name -> hwheal.v1.KernelLogRecord
-	14, // 6: hwheal.v1.Evidence.captures:type_name -> hwheal.v1.Evidence.CapturesEntry
-	4,  // 7: hwheal.v1.Evidence.samples:type_name -> hwheal.v1.Sample
+	14, // 1: hwheal.v1.KernelLogRecord.dictionary:type_name -> hwheal.v1.KernelLogRecord.DictionaryEntry
+	16, // 2: hwheal.v1.Observation.time:type_name -> google.protobuf.Timestamp
+	3,  // 3: hwheal.v1.Observation.part:type_name -> hwheal.v1.Part
+	5,  // 4: hwheal.v1.Observation.samples:type_name -> hwheal.v1.Sample
+	4,  // 5: hwheal.v1.Evidence.kernel_log:type_name -> hwheal.v1.KernelLogRecord
+	15, // 6: hwheal.v1.Evidence.captures:type_name -> hwheal.v1.Evidence.CapturesEntry
+	5,  // 7: hwheal.v1.Evidence.samples:type_name -> hwheal.v1.Sample
 	1,  // 8: hwheal.v1.Fault.severity:type_name -> hwheal.v1.Severity
-	2,  // 9: hwheal.v1.Fault.part:type_name -> hwheal.v1.Part
-	15, // 10: hwheal.v1.Fault.time:type_name -> google.protobuf.Timestamp
-	6,  // 11: hwheal.v1.Fault.evidence:type_name -> hwheal.v1.Evidence
-	9,  // 12: hwheal.v1.Inventory.disks:type_name -> hwheal.v1.InventoryDisk
-	8,  // 13: hwheal.v1.Inventory.dimms:type_name -> hwheal.v1.InventoryDimm
-	10, // 14: hwheal.v1.Inventory.nics:type_name -> hwheal.v1.InventoryNic
-	11, // 15: hwheal.v1.Inventory.gpus:type_name -> hwheal.v1.InventoryPci
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	3,  // 9: hwheal.v1.Fault.part:type_name -> hwheal.v1.Part
+	16, // 10: hwheal.v1.Fault.time:type_name -> google.protobuf.Timestamp
+	7,  // 11: hwheal.v1.Fault.evidence:type_name -> hwheal.v1.Evidence
+	2,  // 12: hwheal.v1.Fault.mode:type_name -> hwheal.v1.RuleMode
+	17, // 13: hwheal.v1.Fault.clear_after:type_name -> google.protobuf.Duration
+	10, // 14: hwheal.v1.Inventory.disks:type_name -> hwheal.v1.InventoryDisk
+	9,  // 15: hwheal.v1.Inventory.dimms:type_name -> hwheal.v1.InventoryDimm
+	11, // 16: hwheal.v1.Inventory.nics:type_name -> hwheal.v1.InventoryNic
+	12, // 17: hwheal.v1.Inventory.gpus:type_name -> hwheal.v1.InventoryPci
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_hwheal_v1_types_proto_init() }
@@ -1240,7 +1327,7 @@ func file_hwheal_v1_types_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hwheal_v1_types_proto_rawDesc), len(file_hwheal_v1_types_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
