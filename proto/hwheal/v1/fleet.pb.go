@@ -479,8 +479,9 @@ type FaultRecord struct {
 	// node's health.
 	Mode RuleMode `protobuf:"varint,14,opt,name=mode,proto3,enum=hwheal.v1.RuleMode" json:"mode,omitempty"`
 	// How long the fault may go without evidence before it resolves by
-	// itself (doubled for each time it reopened, up to 8 times, so a
-	// flapping fault is held open); unset: only an operator resolves it.
+	// itself: the rule's clear time, doubled for each time the fault
+	// reopened, to at most 8 times the rule's, so that a flapping fault is
+	// held open as one fault. Unset: only an operator resolves it.
 	ClearAfter *durationpb.Duration `protobuf:"bytes,15,opt,name=clear_after,json=clearAfter,proto3" json:"clear_after,omitempty"`
 	// How many times the fault resolved by itself and came back within its
 	// clear time: the same fault reopened rather than a new one.
