@@ -24,7 +24,7 @@ func BenchmarkReadNativeATA(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		_ = reportSamples(rep)
+		_ = protoSamples(smart.Samples(rep))
 	}
 }
 
@@ -45,7 +45,7 @@ func BenchmarkReadSmartctlATA(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		_ = reportSamples(rep)
+		_ = protoSamples(smart.Samples(rep))
 	}
 }
 

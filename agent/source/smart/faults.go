@@ -194,7 +194,7 @@ func faultsFor(r result, prev map[string]tracked) ([]*hwhealv1.Fault, map[string
 		return nil, now
 	}
 	obsSamples := map[string]float64{}
-	for _, s := range reportSamples(r.rep) {
+	for _, s := range protoSamples(smart.Samples(r.rep)) {
 		obsSamples[s.GetName()] = s.GetValue()
 	}
 	p := part(r.disk, r.rep)
@@ -245,8 +245,8 @@ func faultsFor(r result, prev map[string]tracked) ([]*hwhealv1.Fault, map[string
 // evidenceSamples names the observation samples that show a finding.
 func evidenceSamples(f smart.Finding) []string {
 	if f.Attribute != 0 {
-		out := []string{attrSample(f.Attribute, "value"), attrSample(f.Attribute, "worst"),
-			attrSample(f.Attribute, "thresh"), attrSample(f.Attribute, "raw")}
+		out := []string{smart.AttrSample(f.Attribute, "value"), smart.AttrSample(f.Attribute, "worst"),
+			smart.AttrSample(f.Attribute, "thresh"), smart.AttrSample(f.Attribute, "raw")}
 		switch f.Attribute {
 		case smart.AttrReallocatedSectors:
 			out = append(out, SampleATAReallocated)

@@ -122,7 +122,7 @@ func FuzzNativeATA(f *testing.F) {
 		}
 		if rep != nil {
 			_ = smart.Assess(rep)
-			_ = reportSamples(rep)
+			_ = protoSamples(smart.Samples(rep))
 		}
 	})
 }

@@ -1,76 +1,49 @@
 package smart
 
 import (
-	"strconv"
-
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hwheal/hwheal/pkg/smart"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
 
-// Sample names. Every observation carries SampleStandby and
-// SampleReadError; the rest are there when the drive was read and reported
-// them. Counters are totals over the drive's life.
+// Sample names: pkg/smart owns them (the offline replay reads drives with
+// the same vocabulary); these are the same constants under the names the
+// source's code and tests use.
 const (
-	// 1 when the drive was in a low-power mode and was left alone (no
-	// other sample then), 0 when it was read.
-	SampleStandby = "standby"
-	// 1 when the drive could not be read this interval (the error is
-	// logged), 0 otherwise; SampleReadTimeout is 1 when that was because
-	// the read did not finish in time or an earlier one is still stuck.
-	SampleReadError   = "read_error"
-	SampleReadTimeout = "read_timeout"
-	// 1 when smartctl read the drive, 0 when the native reader did.
-	SampleReadBySmartctl = "read_by_smartctl"
-
-	// The drive's own overall verdict: 1 passed, 0 failed (ATA SMART
-	// RETURN STATUS; NVMe: critical warning 0; SCSI: informational
-	// exceptions).
-	SampleSmartPassed  = "smart_passed"
-	SampleTemperature  = "temperature_celsius"
-	SamplePowerOnHours = "power_on_hours"
-
-	// ATA: every attribute the drive reports, as
-	// ata_attr_<id>_value, _worst, _thresh (normalized, higher is better,
-	// at or below thresh fails; thresh 0 never fails) and _raw (the 48 raw
-	// bits). The counters below are read from the raw values the way
-	// smartctl shows them (5: low 16 bits).
-	SampleATAReallocated          = "ata_reallocated_sectors"   // 5
-	SampleATAReportedUncorrect    = "ata_reported_uncorrect"    // 187
-	SampleATACommandTimeout       = "ata_command_timeout"       // 188
-	SampleATAPending              = "ata_pending_sectors"       // 197
-	SampleATAOfflineUncorrectable = "ata_offline_uncorrectable" // 198
-	SampleATAUDMACRCErrors        = "ata_udma_crc_errors"       // 199
-
-	// NVMe SMART / Health Information log (02h).
-	SampleNVMeCriticalWarning       = "nvme_critical_warning" // the bit mask
-	SampleNVMeAvailableSpare        = "nvme_available_spare"  // percent
-	SampleNVMeAvailableSpareThresh  = "nvme_available_spare_threshold"
-	SampleNVMePercentageUsed        = "nvme_percentage_used"
-	SampleNVMeMediaErrors           = "nvme_media_errors"
-	SampleNVMeUnsafeShutdowns       = "nvme_unsafe_shutdowns"
-	SampleNVMePowerCycles           = "nvme_power_cycles"
-	SampleNVMeErrorLogEntries       = "nvme_num_err_log_entries"
-	SampleNVMeDataUnitsRead         = "nvme_data_units_read" // thousands of 512-byte units
-	SampleNVMeDataUnitsWritten      = "nvme_data_units_written"
-	SampleNVMeHostReadCommands      = "nvme_host_read_commands"
-	SampleNVMeHostWriteCommands     = "nvme_host_write_commands"
-	SampleNVMeControllerBusyMinutes = "nvme_controller_busy_minutes"
-	SampleNVMeWarningTempMinutes    = "nvme_warning_temp_minutes"
-	SampleNVMeCriticalTempMinutes   = "nvme_critical_temp_minutes"
-	SampleNVMeEnduranceGroupWarning = "nvme_endurance_group_critical_warning"
-
-	// SCSI (read by smartctl).
-	SampleSCSIGrownDefects       = "scsi_grown_defects"
-	SampleSCSIUncorrectedErrors  = "scsi_uncorrected_errors"
-	SampleSCSIPercentageUsedEndu = "scsi_percentage_used_endurance"
+	SampleStandby                   = smart.SampleStandby
+	SampleReadError                 = smart.SampleReadError
+	SampleReadTimeout               = smart.SampleReadTimeout
+	SampleReadBySmartctl            = smart.SampleReadBySmartctl
+	SampleSmartPassed               = smart.SampleSmartPassed
+	SampleTemperature               = smart.SampleTemperature
+	SamplePowerOnHours              = smart.SamplePowerOnHours
+	SampleATAReallocated            = smart.SampleATAReallocated
+	SampleATAReportedUncorrect      = smart.SampleATAReportedUncorrect
+	SampleATACommandTimeout         = smart.SampleATACommandTimeout
+	SampleATAPending                = smart.SampleATAPending
+	SampleATAOfflineUncorrectable   = smart.SampleATAOfflineUncorrectable
+	SampleATAUDMACRCErrors          = smart.SampleATAUDMACRCErrors
+	SampleNVMeCriticalWarning       = smart.SampleNVMeCriticalWarning
+	SampleNVMeAvailableSpare        = smart.SampleNVMeAvailableSpare
+	SampleNVMeAvailableSpareThresh  = smart.SampleNVMeAvailableSpareThresh
+	SampleNVMePercentageUsed        = smart.SampleNVMePercentageUsed
+	SampleNVMeMediaErrors           = smart.SampleNVMeMediaErrors
+	SampleNVMeUnsafeShutdowns       = smart.SampleNVMeUnsafeShutdowns
+	SampleNVMePowerCycles           = smart.SampleNVMePowerCycles
+	SampleNVMeErrorLogEntries       = smart.SampleNVMeErrorLogEntries
+	SampleNVMeDataUnitsRead         = smart.SampleNVMeDataUnitsRead
+	SampleNVMeDataUnitsWritten      = smart.SampleNVMeDataUnitsWritten
+	SampleNVMeHostReadCommands      = smart.SampleNVMeHostReadCommands
+	SampleNVMeHostWriteCommands     = smart.SampleNVMeHostWriteCommands
+	SampleNVMeControllerBusyMinutes = smart.SampleNVMeControllerBusyMinutes
+	SampleNVMeWarningTempMinutes    = smart.SampleNVMeWarningTempMinutes
+	SampleNVMeCriticalTempMinutes   = smart.SampleNVMeCriticalTempMinutes
+	SampleNVMeEnduranceGroupWarning = smart.SampleNVMeEnduranceGroupWarning
+	SampleSCSIGrownDefects          = smart.SampleSCSIGrownDefects
+	SampleSCSIUncorrectedErrors     = smart.SampleSCSIUncorrectedErrors
+	SampleSCSIPercentageUsedEndu    = smart.SampleSCSIPercentageUsedEndu
 )
-
-// ATA attribute sample names.
-func attrSample(id uint8, field string) string {
-	return "ata_attr_" + strconv.Itoa(int(id)) + "_" + field
-}
 
 func part(d Disk, rep *smart.Report) *hwhealv1.Part {
 	p := &hwhealv1.Part{
@@ -107,82 +80,16 @@ func observation(r result) *hwhealv1.Observation {
 		add(SampleStandby, 0)
 		add(SampleReadError, 1)
 		add(SampleReadTimeout, b2f(r.timedOut))
-	case r.rep.Standby:
-		add(SampleStandby, 1)
-		add(SampleReadError, 0)
 	default:
-		add(SampleStandby, 0)
-		add(SampleReadError, 0)
-		add(SampleReadBySmartctl, b2f(r.reader == PreferSmartctl))
-		o.Samples = append(o.Samples, reportSamples(r.rep)...)
+		o.Samples = protoSamples(smart.ReadingSamples(r.rep, r.reader == PreferSmartctl))
 	}
 	return o
 }
 
-// reportSamples turns a drive's health into samples.
-func reportSamples(rep *smart.Report) []*hwhealv1.Sample {
-	var out []*hwhealv1.Sample
-	add := func(name string, v float64) { out = append(out, &hwhealv1.Sample{Name: name, Value: v}) }
-	if rep.OverallPassed != nil {
-		add(SampleSmartPassed, b2f(*rep.OverallPassed))
-	}
-	if rep.TemperatureC != 0 {
-		add(SampleTemperature, float64(rep.TemperatureC))
-	}
-	if rep.PowerOnHours != 0 {
-		add(SamplePowerOnHours, float64(rep.PowerOnHours))
-	}
-	if h := rep.ATA; h != nil {
-		for _, a := range h.Attributes {
-			add(attrSample(a.ID, "value"), float64(a.Value))
-			add(attrSample(a.ID, "worst"), float64(a.Worst))
-			add(attrSample(a.ID, "thresh"), float64(a.Threshold))
-			add(attrSample(a.ID, "raw"), float64(a.Raw))
-		}
-		for _, c := range []struct {
-			name string
-			get  func() (uint64, bool)
-		}{
-			{SampleATAReallocated, h.ReallocatedSectors},
-			{SampleATAReportedUncorrect, h.ReportedUncorrect},
-			{SampleATACommandTimeout, h.CommandTimeout},
-			{SampleATAPending, h.PendingSectors},
-			{SampleATAOfflineUncorrectable, h.OfflineUncorrectable},
-			{SampleATAUDMACRCErrors, h.UDMACRCErrors},
-		} {
-			if v, ok := c.get(); ok {
-				add(c.name, float64(v))
-			}
-		}
-	}
-	if h := rep.NVMe; h != nil {
-		add(SampleNVMeCriticalWarning, float64(h.CriticalWarning))
-		add(SampleNVMeAvailableSpare, float64(h.AvailableSpare))
-		add(SampleNVMeAvailableSpareThresh, float64(h.AvailableSpareThreshold))
-		add(SampleNVMePercentageUsed, float64(h.PercentageUsed))
-		add(SampleNVMeMediaErrors, float64(h.MediaErrors))
-		add(SampleNVMeUnsafeShutdowns, float64(h.UnsafeShutdowns))
-		add(SampleNVMePowerCycles, float64(h.PowerCycles))
-		add(SampleNVMeErrorLogEntries, float64(h.NumErrLogEntries))
-		add(SampleNVMeDataUnitsRead, float64(h.DataUnitsRead))
-		add(SampleNVMeDataUnitsWritten, float64(h.DataUnitsWritten))
-		add(SampleNVMeHostReadCommands, float64(h.HostReadCommands))
-		add(SampleNVMeHostWriteCommands, float64(h.HostWriteCommands))
-		add(SampleNVMeControllerBusyMinutes, float64(h.ControllerBusyMinutes))
-		add(SampleNVMeWarningTempMinutes, float64(h.WarningTempMinutes))
-		add(SampleNVMeCriticalTempMinutes, float64(h.CriticalTempMinutes))
-		add(SampleNVMeEnduranceGroupWarning, float64(h.EnduranceGroupCriticalWarning))
-	}
-	if h := rep.SCSI; h != nil {
-		if h.GrownDefects != nil {
-			add(SampleSCSIGrownDefects, float64(*h.GrownDefects))
-		}
-		if n, ok := h.UncorrectedErrors(); ok {
-			add(SampleSCSIUncorrectedErrors, float64(n))
-		}
-		if h.PercentageUsedEndurance != nil {
-			add(SampleSCSIPercentageUsedEndu, float64(*h.PercentageUsedEndurance))
-		}
+func protoSamples(ss []smart.Sample) []*hwhealv1.Sample {
+	out := make([]*hwhealv1.Sample, len(ss))
+	for i, x := range ss {
+		out[i] = &hwhealv1.Sample{Name: x.Name, Value: x.Value}
 	}
 	return out
 }

@@ -41,7 +41,7 @@ import (
 )
 
 // Name is the source's name in logs, metrics and observations.
-const Name = "smart"
+const Name = smart.ObservationSource
 
 // Defaults for Config's zero values.
 const (

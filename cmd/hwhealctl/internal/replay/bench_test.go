@@ -1,0 +1,38 @@
+package replay
+
+import (
+	"bytes"
+	"testing"
+)
+
+// BenchmarkReadBackblaze: one file's rows in file order (the parse alone).
+func BenchmarkReadBackblaze(b *testing.B) {
+	data := readTestFile(b, bbHealthy)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if err := ReadBackblaze(bytes.NewReader(data), func(Row) error { return nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkReplayBackblaze: the same rows indexed, sorted and read again
+// by drive: what ordering costs over the plain parse.
+func BenchmarkReplayBackblaze(b *testing.B) {
+	data := readTestFile(b, bbHealthy)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := replayBackblaze([]bbSource{{name: "h", r: bytes.NewReader(data), size: int64(len(data))}}, func(Row) error { return nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEvalBackblaze: the whole slice through the baseline rule.
+func BenchmarkEvalBackblaze(b *testing.B) {
+	for b.Loop() {
+		if _, err := EvalBackblaze([]string{bbFailed, bbHealthy, bbDaily}, func() Evaluator { return BaselineRule{} }, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
