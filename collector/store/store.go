@@ -1,8 +1,10 @@
 // Package store defines what the collector keeps and the one interface its
-// storage backends implement: nodes, the fault table, the latest
-// observation per part, the event log and each agent stream's acknowledged
-// sequence number. Backends live below it (sqlite; postgres later) and all
-// of them pass the conformance suite in storetest.
+// storage backends implement: nodes and their persisted health, the fault
+// table and each fault's lifecycle (open, updated, resolved by quiet time
+// or by an operator, reopened when it flaps), the latest observation per
+// part, the event log, named cursors into it and each agent stream's
+// acknowledged sequence number. Backends live below it (sqlite; postgres
+// later) and all of them pass the conformance suite in storetest.
 package store
 
 import (
@@ -21,6 +23,10 @@ var ErrClosed = errors.New("store is closed")
 
 // ErrBadPageToken is returned for a page token the store did not issue.
 var ErrBadPageToken = errors.New("invalid page token")
+
+// ErrNotOpen is returned by an operator's change to a fault that is no
+// longer open (acknowledging or resolving a resolved fault).
+var ErrNotOpen = errors.New("fault is not open")
 
 // Hello is what the store records when an agent connects.
 type Hello struct {
@@ -43,16 +49,32 @@ type HelloResult struct {
 	Events []*hwhealv1.Event
 }
 
-// Batch is the reports one agent stream sent, to be stored together.
+// Batch is the reports one agent stream sent, to be stored together, and
+// the faults the collector's rules derived from them.
 type Batch struct {
-	Node     string
+	Node string
+	// StreamID is the agent stream the reports came on. Empty for a batch
+	// that carries only Derived faults (a peer or outlier rule raising a
+	// fault for a node outside any agent stream): no stream is touched and
+	// the node's last_seen stays, since the node itself said nothing.
 	StreamID string
 	// Reports in increasing sequence order. Reports whose sequence number
 	// is not above the stream's acknowledged one are duplicates: the store
 	// drops them. So is a fault report whose kernel log record (boot id and
-	// kmsg sequence) the same open fault already counted: an agent that
-	// re-read its ring after a crash or a reinstall.
+	// kmsg sequence) the newest fault of the same node, class and part
+	// already counted, open or resolved: an agent that re-read its ring
+	// after a crash or a reinstall.
+	//
+	// The collector sets Fault.mode and Fault.clear_after of every fault
+	// report from its rules before Apply; the latest report of a fault
+	// gives the stored values.
 	Reports []*hwhealv1.Report
+	// Derived are faults the collector's rules raised from this batch's
+	// observations (or from the fleet's, for peer rules). They have no
+	// sequence number and are stored after the reports exactly as fault
+	// reports are: merged into the open fault of the same node, class and
+	// part, with the same kernel record check and the same events.
+	Derived []*hwhealv1.Fault
 	// Received is the collector's time of receipt (fault last-seen when the
 	// agent's own time is missing).
 	Received time.Time
@@ -65,8 +87,26 @@ type BatchResult struct {
 	// Duplicates counts the reports dropped as already stored.
 	Duplicates int
 	// Events recorded by the batch, with their ids: FAULT_OPENED,
-	// FAULT_UPDATED (at most one per fault per batch), NODE_HEALTH_CHANGED.
+	// FAULT_REOPENED or FAULT_UPDATED (one per fault per batch),
+	// NODE_HEALTH_CHANGED.
 	Events []*hwhealv1.Event
+}
+
+// Note is an operator's word on a fault: who, why and when (zero: the
+// store's clock). Actor and Reason are required.
+type Note struct {
+	Actor, Reason string
+	Time          time.Time
+}
+
+// NodeObservation is the latest observation of one part of a node, with the
+// node's labels: what peer rules compare across the fleet.
+type NodeObservation struct {
+	Node string
+	// Labels of the node. The entries of one node share one map: treat it
+	// as read-only.
+	Labels      map[string]string
+	Observation *hwhealv1.Observation
 }
 
 // NodeFilter selects nodes. Zero values select everything.
@@ -95,10 +135,13 @@ type Page struct {
 // Store is the collector's storage. Every method is safe for concurrent use.
 type Store interface {
 	// Hello records an agent's connection and returns where its stream
-	// stands.
+	// stands. The node's quiet time starts again: its faults cannot
+	// resolve for lack of evidence before their clear time has passed
+	// since the hello.
 	Hello(ctx context.Context, h Hello) (HelloResult, error)
 	// Disconnected marks a node's agent as gone and records
-	// NODE_DISCONNECTED.
+	// NODE_DISCONNECTED. A disconnected node's faults never resolve for
+	// lack of evidence: it cannot send any.
 	Disconnected(ctx context.Context, node string, at time.Time) (*hwhealv1.Event, error)
 	// ResetConnections marks every node recorded as connected as
 	// disconnected and records NODE_DISCONNECTED for each. A collector calls
@@ -107,11 +150,45 @@ type Store interface {
 	ResetConnections(ctx context.Context, at time.Time) ([]*hwhealv1.Event, error)
 	// Apply stores several batches in one transaction: this is how the
 	// collector writes in bulk. Results are in the order of batches. Fault
-	// reports upsert the open fault of the same node, class and part
-	// (count, last seen, severity raised, latest evidence); observations
-	// replace the latest reading of their node, source and part; node
-	// health is recomputed for every node touched.
+	// reports and derived faults upsert the open fault of the same node,
+	// class and part (count, last seen, severity raised, latest evidence,
+	// mode and clear time). Without an open one, a fault whose newest row
+	// resolved by itself (not by an operator) within that row's clear time
+	// before the report's time is reopened (FAULT_REOPENED, reopened
+	// counted, so its clear time doubles); otherwise a new fault opens.
+	// Observations replace the latest reading of their node, source and
+	// part; node health is recomputed for every node whose faults changed.
 	Apply(ctx context.Context, batches []Batch) ([]BatchResult, error)
+
+	// ResolveQuiet resolves every open fault with a clear time whose
+	// evidence has been gone for it: now is at least its last_seen plus
+	// its clear time, and its node is connected and has been since at
+	// least that long (quiet time counts only while the agent can report).
+	// The clear time is the fault's, doubled per reopen up to 8 times.
+	// Each resolution records FAULT_RESOLVED with reason "no evidence for
+	// <clear time>", and NODE_HEALTH_CHANGED where a node's health changes.
+	// Zero now means the store's clock. A backend may resolve a backlog in
+	// several transactions: on an error, the events of those committed are
+	// returned with it.
+	ResolveQuiet(ctx context.Context, now time.Time) ([]*hwhealv1.Event, error)
+	// GetFault returns one fault by id (ErrNotFound).
+	GetFault(ctx context.Context, id uint64) (*hwhealv1.FaultRecord, error)
+	// AcknowledgeFault records an operator's acknowledgement of an open
+	// fault (ErrNotOpen otherwise), replacing an earlier one, and records
+	// FAULT_ACKNOWLEDGED with the note's actor and reason.
+	AcknowledgeFault(ctx context.Context, id uint64, note Note) (*hwhealv1.Event, error)
+	// ResolveFault resolves an open fault by hand (ErrNotOpen otherwise):
+	// FAULT_RESOLVED with the note's actor and reason, and
+	// NODE_HEALTH_CHANGED when the node's health changes. A fault an
+	// operator resolved never reopens: new evidence opens a new fault.
+	ResolveFault(ctx context.Context, id uint64, note Note) ([]*hwhealv1.Event, error)
+
+	// Cursor returns the event id stored under name by SetCursor; ok is
+	// false when there is none.
+	Cursor(ctx context.Context, name string) (id uint64, ok bool, err error)
+	// SetCursor stores a position in the event log under name (e.g. the
+	// last event a webhook target was sent), replacing the previous one.
+	SetCursor(ctx context.Context, name string, id uint64) error
 
 	ListNodes(ctx context.Context, f NodeFilter, p Page) (nodes []*hwhealv1.Node, next string, err error)
 	GetNode(ctx context.Context, name string) (*hwhealv1.Node, error)
@@ -119,6 +196,10 @@ type Store interface {
 	// LatestObservations returns the newest observation of each source and
 	// part of a node.
 	LatestObservations(ctx context.Context, node string) ([]*hwhealv1.Observation, error)
+	// FleetObservations returns the newest observation of source for every
+	// part of every node, with the node's labels, ordered by node and part:
+	// the input of the collector's peer (outlier) rules.
+	FleetObservations(ctx context.Context, source string) ([]NodeObservation, error)
 	// EventsAfter returns up to limit recorded events with id > afterID, in
 	// id order.
 	EventsAfter(ctx context.Context, afterID uint64, limit int) ([]*hwhealv1.Event, error)

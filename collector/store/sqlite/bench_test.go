@@ -23,7 +23,7 @@ func registerBulk(b *testing.B, s *Store, n int) {
 	b.Helper()
 	const chunk = 5000
 	for start := 0; start < n; start += chunk {
-		err := s.write(b.Context(), func(ctx context.Context, st *writeStmts) error {
+		err := s.write(b.Context(), func(ctx context.Context, st *txStmts) error {
 			for i := start; i < min(start+chunk, n); i++ {
 				_, err := s.hello(ctx, st, store.Hello{
 					Node:         benchNode(i),

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -66,4 +67,69 @@ func TestNodeQueryPlans(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestLifecyclePlans checks that the fault lifecycle's queries find their
+// rows through the index made for them, on a database without statistics:
+// the quiet pass must cost the faults due, not the fault history, and a
+// peer rule's read the observations of its source, not the table.
+func TestLifecyclePlans(t *testing.T) {
+	s := openTemp(t)
+	defer s.Close()
+	tests := []struct {
+		name string
+		sql  string
+		args []any
+		// want is a step every plan must have, the index named.
+		want []string
+	}{
+		{"faults due", faultsDueSQL, []any{1, 500}, []string{"SEARCH faults USING INDEX faults_due (due_at<?)"}},
+		{"stop every quiet time", faultsDueClearAllSQL, nil, []string{"SEARCH faults USING INDEX faults_due (due_at>?)"}},
+		{"stop a node's quiet time", faultsDueClearSQL, []any{"n"}, []string{"USING INDEX faults_open_"}},
+		{"restart a node's quiet time", faultsDueHelloSQL, []any{"n", 1}, []string{"USING INDEX faults_open_"}},
+		{"newest row of a key", faultLastSQL, []any{"n", "c", "p"}, []string{"SEARCH faults USING INDEX faults_key (node=? AND class=? AND part_key=?)"}},
+		{"health of a node", openFaultsSQL, []any{"n"}, []string{"SEARCH faults USING COVERING INDEX faults_open_health (node=?)"}},
+		{"fleet observations", fleetObsSQL, []any{"diskstats"}, []string{
+			"SEARCH o USING PRIMARY KEY (source=?)",
+			"SEARCH n USING INDEX sqlite_autoindex_nodes_1 (name=?)",
+		}},
+		{"latest observations of a node", latestObsSQL, []any{"n"}, []string{"SEARCH observations_latest USING INDEX observations_node (node=?)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			plan := explain(t, s, tt.sql, tt.args...)
+			for _, step := range plan {
+				if strings.HasPrefix(step, "SCAN ") || strings.Contains(step, "TEMP B-TREE") {
+					t.Errorf("plan step %q\nquery %s\nplan %q", step, tt.sql, plan)
+				}
+			}
+			for _, w := range tt.want {
+				if !slices.ContainsFunc(plan, func(step string) bool { return strings.Contains(step, w) }) {
+					t.Errorf("no plan step %q\nquery %s\nplan %q", w, tt.sql, plan)
+				}
+			}
+		})
+	}
+}
+
+func explain(t *testing.T, s *Store, q string, args ...any) []string {
+	t.Helper()
+	rows, err := s.r.QueryContext(t.Context(), `EXPLAIN QUERY PLAN `+q, args...)
+	if err != nil {
+		t.Fatalf("explain %s: %v", q, err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return plan
 }

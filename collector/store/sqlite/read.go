@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/hwheal/hwheal/collector/store"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
@@ -23,14 +24,27 @@ func scanFault(sc scanner) (*hwhealv1.FaultRecord, error) {
 		first, last           int64
 		resolved              sql.NullInt64
 		part, evidence        []byte
+		mode, clear, reopened int64
+		ack, resolvedBy       []byte
 	)
-	if err := sc.Scan(&id, &r.Node, &r.FaultClass, &part, &sev, &r.Rule, &state, &count, &first, &last, &resolved, &r.Summary, &evidence); err != nil {
+	if err := sc.Scan(&id, &r.Node, &r.FaultClass, &part, &sev, &r.Rule, &state, &count, &first, &last, &resolved, &r.Summary, &evidence,
+		&mode, &clear, &reopened, &ack, &resolvedBy); err != nil {
 		return nil, err
 	}
 	r.Id = uint64(id)
 	r.Severity = hwhealv1.Severity(sev)
 	r.State = hwhealv1.FaultState(state)
 	r.Count = uint64(count)
+	r.Mode = hwhealv1.RuleMode(mode)
+	r.Reopened = uint32(reopened)
+	r.ClearAfter = clearAfterPB(time.Duration(clear), r.Reopened)
+	var err error
+	if r.Acknowledged, err = decodeNote(ack, "acknowledgement", id); err != nil {
+		return nil, err
+	}
+	if r.ResolvedBy, err = decodeNote(resolvedBy, "resolution", id); err != nil {
+		return nil, err
+	}
 	r.FirstSeen, r.LastSeen, r.Resolved = tsFromNanos(first), tsFromNanos(last), tsFromNull(resolved)
 	if part != nil {
 		r.Part = &hwhealv1.Part{}
@@ -303,7 +317,7 @@ func (s *Store) ListFaults(ctx context.Context, f store.FaultFilter, p store.Pag
 // of a node, ordered by source and part. An unknown node is
 // store.ErrNotFound.
 func (s *Store) LatestObservations(ctx context.Context, node string) ([]*hwhealv1.Observation, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT observation FROM observations_latest WHERE node = ? ORDER BY source, part_key`, node)
+	rows, err := s.r.QueryContext(ctx, latestObsSQL, node)
 	if err != nil {
 		return nil, fmt.Errorf("latest observations of node %q: %w", node, err)
 	}
@@ -366,6 +380,55 @@ func (s *Store) EventsAfter(ctx context.Context, afterID uint64, limit int) ([]*
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("events after %d: %w", afterID, err)
+	}
+	return out, nil
+}
+
+// FleetObservations returns the newest observation of source for every part
+// of every node, with the node's labels, in node and part order. It is one
+// range of the table, which is keyed by source first (migration 0003); a
+// source no node reports gives none and no error.
+func (s *Store) FleetObservations(ctx context.Context, source string) ([]store.NodeObservation, error) {
+	return s.fleetObservations(ctx, fleetObsSQL, source)
+}
+
+// fleetObservations runs FleetObservations with query q (a benchmark gives
+// it the unindexed baseline).
+func (s *Store) fleetObservations(ctx context.Context, q, source string) ([]store.NodeObservation, error) {
+	rows, err := s.r.QueryContext(ctx, q, source)
+	if err != nil {
+		return nil, fmt.Errorf("fleet observations of %q: %w", source, err)
+	}
+	defer rows.Close()
+	var (
+		out        []store.NodeObservation
+		lastNode   string
+		lastLabels map[string]string
+	)
+	for rows.Next() {
+		var (
+			node, labels string
+			b            []byte
+		)
+		if err := rows.Scan(&node, &labels, &b); err != nil {
+			return nil, fmt.Errorf("fleet observations of %q: %w", source, err)
+		}
+		// Rows come in node order: the labels are decoded once per node.
+		if node != lastNode || out == nil {
+			l, err := parseLabels(labels)
+			if err != nil {
+				return nil, fmt.Errorf("fleet observations of %q: node %q: %w", source, node, err)
+			}
+			lastNode, lastLabels = node, l
+		}
+		o := &hwhealv1.Observation{}
+		if err := unmarshalInto(b, o, fmt.Sprintf("observation of node %q", node)); err != nil {
+			return nil, fmt.Errorf("fleet observations of %q: %w", source, err)
+		}
+		out = append(out, store.NodeObservation{Node: node, Labels: lastLabels, Observation: o})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("fleet observations of %q: %w", source, err)
 	}
 	return out, nil
 }

@@ -9,6 +9,13 @@
 // which is what lets one collector carry a large fleet: the cost of a commit
 // (an fsync of the WAL) is paid once per group of batches, not once per
 // report.
+//
+// Faults resolve by themselves through a due_at column that every write
+// keeps equal to the time the fault's evidence will have been gone for its
+// clear time (NULL while that cannot happen, e.g. its node is
+// disconnected), so the periodic quiet pass reads one range of a small
+// partial index: its cost is that of the faults due, not of the fault
+// table.
 package sqlite
 
 import (

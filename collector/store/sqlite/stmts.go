@@ -5,124 +5,227 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
+
+	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
 
 // faultCols are the columns scanFault reads, in its order.
-const faultCols = `id, node, class, part, severity, rule, state, count, first_seen, last_seen, resolved, summary, evidence`
+const faultCols = `id, node, class, part, severity, rule, state, count, first_seen, last_seen, resolved, summary, evidence,
+	mode, clear_after, reopened, acknowledged, resolved_by`
+
+// shadowMode is RULE_MODE_SHADOW in SQL: the faults health.Enforced leaves
+// out of a node's health.
+var shadowMode = strconv.Itoa(int(hwhealv1.RuleMode_RULE_MODE_SHADOW))
+
+// effClearSQL is the clear time in force of a fault row: its clear time
+// doubled per reopen, at most 8 times (see effClear).
+const effClearSQL = `(clear_after << MIN(reopened, 3))`
+
+// dueSQL is due_at of an open fault row when its node connected at ?2:
+// MAX(last_seen, ?2) plus the clear time in force, saturating at the
+// largest time (clear_after is bounded by maxClearAfter, so the shift does
+// not overflow; the sum could, for a last_seen far in the future).
+const dueSQL = `CASE WHEN MAX(last_seen, ?2) > 9223372036854775807 - ` + effClearSQL + `
+	THEN 9223372036854775807 ELSE MAX(last_seen, ?2) + ` + effClearSQL + ` END`
+
+// openFaultsSQL counts a node's open faults (node.open_faults), and the
+// enforced ones with their highest severity (health).
+var openFaultsSQL = `SELECT COUNT(*),
+	COALESCE(MAX(CASE WHEN mode <> ` + shadowMode + ` THEN severity END), 0),
+	COUNT(CASE WHEN mode <> ` + shadowMode + ` THEN 1 END)
+	FROM faults WHERE node = ?1 AND state = 1`
+
+// Queries that tests check the plans of.
+const (
+	// faultsDueSQL finds the faults ResolveQuiet resolves: one range of
+	// the partial index faults_due.
+	faultsDueSQL = `SELECT id, node FROM faults WHERE due_at <= ?1 ORDER BY due_at, id LIMIT ?2`
+	// faultLastSQL is the newest row of a key: its open fault if it has
+	// one (a key's open row is always its newest: a row is inserted only
+	// when none is open, and only the newest is reopened), else the row a
+	// report may reopen. Only what a merge needs: the part and evidence
+	// blobs are read back only when no report of the batch replaces them
+	// (see faultBlobs), and the mode is not read since a merge always
+	// replaces it.
+	faultLastSQL = `SELECT id, state, severity, count, first_seen, last_seen, rule, summary, kmsg_boot, kmsg_seq,
+		COALESCE(resolved, 0), resolved_by IS NULL, clear_after, reopened, acknowledged
+		FROM faults WHERE node = ?1 AND class = ?2 AND part_key = ?3 ORDER BY id DESC LIMIT 1`
+	// fleetObsSQL is FleetObservations: one range of the table's key
+	// (source, node, part_key), in node and part order, and a lookup of
+	// each node.
+	fleetObsSQL = `SELECT o.node, n.labels, o.observation FROM observations_latest o
+		JOIN nodes n ON n.name = o.node WHERE o.source = ?1 ORDER BY o.node, o.part_key`
+	// latestObsSQL is LatestObservations: one range of observations_node.
+	latestObsSQL = `SELECT observation FROM observations_latest WHERE node = ?1 ORDER BY source, part_key`
+	// faultsDueHelloSQL restarts the quiet time of a node's open faults
+	// when it connects at ?2.
+	faultsDueHelloSQL = `UPDATE faults SET due_at = ` + dueSQL + ` WHERE node = ?1 AND state = 1 AND clear_after > 0`
+	// faultsDueClearSQL stops it when the node disconnects.
+	faultsDueClearSQL = `UPDATE faults SET due_at = NULL WHERE node = ?1 AND state = 1 AND due_at IS NOT NULL`
+	// faultsDueClearAllSQL stops it for every node.
+	faultsDueClearAllSQL = `UPDATE faults SET due_at = NULL WHERE due_at IS NOT NULL`
+)
+
+// faultSetSQL is what a merge writes to an existing fault row.
+const faultSetSQL = `UPDATE faults SET
+	part = COALESCE(?2, part), severity = ?3, rule = ?4, count = ?5, first_seen = ?6, last_seen = ?7, summary = ?8, evidence = COALESCE(?9, evidence),
+	kmsg_boot = ?10, kmsg_seq = ?11, mode = ?12, clear_after = ?13, reopened = ?14, due_at = ?15`
 
 // nodeCols are the columns scanNode reads, in its order.
 const nodeCols = `name, labels, agent_version, boot_id, health, health_changed, connected, first_seen, last_seen, open_faults`
 
+// stmtID names one of the writer's statements (see writeSQL).
+type stmtID int
+
+const (
+	sNodeBoot stmtID = iota
+	sNodeInsert
+	sNodeUpdate
+	sLabelsDelete
+	sLabelInsert
+	sStreamGet
+	sStreamEnsure
+	sStreamAck
+	sNodeHealthGet
+	sDueHello
+	sDueClear
+	sDueClearAll
+	sNodeSeen
+	sNodeHealthSet
+	sNodeDisc
+	sNodesConn
+	sNodesDiscAll
+	sOpenFaults
+	sFaultLast
+	sFaultBlobs
+	sFaultInsert
+	sFaultUpdate
+	sFaultReopen
+	sFaultsDue
+	sFaultResolve
+	sFaultAck
+	sFaultState
+	sObsUpsert
+	sEventInsert
+	sCursorSet
+	numStmts
+)
+
 // writeStmts are the writer's statements, prepared once on its single
-// connection; a transaction binds them with Tx.StmtContext, which reuses
-// the prepared statement because the transaction runs on that same
 // connection.
-type writeStmts struct {
-	nodeBoot      *sql.Stmt
-	nodeInsert    *sql.Stmt
-	nodeUpdate    *sql.Stmt
-	labelsDelete  *sql.Stmt
-	labelInsert   *sql.Stmt
-	streamGet     *sql.Stmt
-	streamEnsure  *sql.Stmt
-	streamAck     *sql.Stmt
-	nodeHealthGet *sql.Stmt
-	nodeSeen      *sql.Stmt
-	nodeHealthSet *sql.Stmt
-	nodeDisc      *sql.Stmt
-	nodesConn     *sql.Stmt
-	nodesDiscAll  *sql.Stmt
-	openFaults    *sql.Stmt
-	faultOpen     *sql.Stmt
-	faultBlobs    *sql.Stmt
-	faultInsert   *sql.Stmt
-	faultUpdate   *sql.Stmt
-	obsUpsert     *sql.Stmt
-	eventInsert   *sql.Stmt
+type writeStmts [numStmts]*sql.Stmt
+
+// txStmts are the writer's statements in one transaction. Each is bound to
+// it with Tx.StmtContext (which reuses the statement prepared on the
+// connection, since the transaction runs on that same connection) when
+// first used: binding costs a few microseconds each, and most
+// transactions (a hello, a cursor, an acknowledgement) use few of them.
+type txStmts struct {
+	ctx   context.Context
+	tx    *sql.Tx
+	ps    *writeStmts
+	bound writeStmts
 }
 
-var writeSQL = []struct {
-	dst func(*writeStmts) **sql.Stmt
-	sql string
-}{
-	{func(w *writeStmts) **sql.Stmt { return &w.nodeBoot }, `SELECT boot_id FROM nodes WHERE name = ?`},
-	{func(w *writeStmts) **sql.Stmt { return &w.nodeInsert }, `INSERT INTO nodes
-		(name, labels, agent_version, boot_id, inventory, health, health_changed, connected, first_seen, last_seen, open_faults)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?7, ?7, 0)`},
+// s returns statement id bound to the transaction.
+func (t *txStmts) s(id stmtID) *sql.Stmt {
+	if t.bound[id] == nil {
+		t.bound[id] = t.tx.StmtContext(t.ctx, t.ps[id])
+	}
+	return t.bound[id]
+}
+
+var writeSQL = [numStmts]string{
+	sNodeBoot: `SELECT boot_id FROM nodes WHERE name = ?`,
+	sNodeInsert: `INSERT INTO nodes
+		(name, labels, agent_version, boot_id, inventory, health, health_changed, connected, connected_at, first_seen, last_seen, open_faults)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?7, ?7, ?7, 0)`,
 	// An empty boot id or a nil inventory says nothing new: keep the stored one.
-	{func(w *writeStmts) **sql.Stmt { return &w.nodeUpdate }, `UPDATE nodes SET
+	sNodeUpdate: `UPDATE nodes SET
 		labels = ?2, agent_version = ?3,
 		boot_id = CASE WHEN ?4 = '' THEN boot_id ELSE ?4 END,
 		inventory = COALESCE(?5, inventory),
-		connected = 1, last_seen = MAX(last_seen, ?6)
-		WHERE name = ?1`},
-	{func(w *writeStmts) **sql.Stmt { return &w.labelsDelete }, `DELETE FROM node_labels WHERE node = ?`},
-	{func(w *writeStmts) **sql.Stmt { return &w.labelInsert }, `INSERT INTO node_labels (node, key, value) VALUES (?, ?, ?)`},
-	{func(w *writeStmts) **sql.Stmt { return &w.streamGet }, `SELECT acked_seq FROM streams WHERE node = ? AND stream_id = ?`},
-	{func(w *writeStmts) **sql.Stmt { return &w.streamEnsure }, `INSERT INTO streams (node, stream_id, acked_seq) VALUES (?, ?, 0)
-		ON CONFLICT (node, stream_id) DO NOTHING`},
-	{func(w *writeStmts) **sql.Stmt { return &w.streamAck }, `INSERT INTO streams (node, stream_id, acked_seq) VALUES (?, ?, ?)
-		ON CONFLICT (node, stream_id) DO UPDATE SET acked_seq = MAX(acked_seq, excluded.acked_seq)`},
-	// The node's health and the stream's acknowledged sequence in one step
-	// (NULL for a stream the node never announced).
-	{func(w *writeStmts) **sql.Stmt { return &w.nodeHealthGet }, `SELECT n.health, s.acked_seq FROM nodes n
-		LEFT JOIN streams s ON s.node = n.name AND s.stream_id = ?2 WHERE n.name = ?1`},
-	{func(w *writeStmts) **sql.Stmt { return &w.nodeSeen }, `UPDATE nodes SET last_seen = MAX(last_seen, ?2) WHERE name = ?1`},
-	{func(w *writeStmts) **sql.Stmt { return &w.nodeHealthSet }, `UPDATE nodes SET
+		connected = 1, connected_at = ?6, last_seen = MAX(last_seen, ?6)
+		WHERE name = ?1`,
+	sLabelsDelete: `DELETE FROM node_labels WHERE node = ?`,
+	sLabelInsert:  `INSERT INTO node_labels (node, key, value) VALUES (?, ?, ?)`,
+	sStreamGet:    `SELECT acked_seq FROM streams WHERE node = ? AND stream_id = ?`,
+	sStreamEnsure: `INSERT INTO streams (node, stream_id, acked_seq) VALUES (?, ?, 0)
+		ON CONFLICT (node, stream_id) DO NOTHING`,
+	sStreamAck: `INSERT INTO streams (node, stream_id, acked_seq) VALUES (?, ?, ?)
+		ON CONFLICT (node, stream_id) DO UPDATE SET acked_seq = MAX(acked_seq, excluded.acked_seq)`,
+	// The node's health, connection and the stream's acknowledged sequence
+	// in one step (NULL for a stream the node never announced).
+	sNodeHealthGet: `SELECT n.health, s.acked_seq, n.connected, COALESCE(n.connected_at, 0) FROM nodes n
+		LEFT JOIN streams s ON s.node = n.name AND s.stream_id = ?2 WHERE n.name = ?1`,
+	sDueHello:    faultsDueHelloSQL,
+	sDueClear:    faultsDueClearSQL,
+	sDueClearAll: faultsDueClearAllSQL,
+	sNodeSeen:    `UPDATE nodes SET last_seen = MAX(last_seen, ?2) WHERE name = ?1`,
+	// ?5 = 1: the change comes from the node (a report), which also says
+	// it is alive; 0: from the collector or an operator, which does not.
+	sNodeHealthSet: `UPDATE nodes SET
 		health = ?2,
 		health_changed = CASE WHEN health = ?2 THEN health_changed ELSE ?3 END,
 		open_faults = ?4,
-		last_seen = MAX(last_seen, ?3)
-		WHERE name = ?1`},
-	{func(w *writeStmts) **sql.Stmt { return &w.nodeDisc }, `UPDATE nodes SET connected = 0, last_seen = MAX(last_seen, ?2) WHERE name = ?1`},
-	{func(w *writeStmts) **sql.Stmt { return &w.nodesConn }, `SELECT name FROM nodes WHERE connected = 1 ORDER BY name`},
-	{func(w *writeStmts) **sql.Stmt { return &w.nodesDiscAll }, `UPDATE nodes SET connected = 0 WHERE connected = 1`},
-	{func(w *writeStmts) **sql.Stmt { return &w.openFaults }, `SELECT COUNT(*), COALESCE(MAX(severity), 0) FROM faults WHERE node = ? AND state = 1`},
-	// Only what a merge needs; the part and evidence blobs are read back
-	// only when no report of the batch replaces them (see faultBlobs).
-	{func(w *writeStmts) **sql.Stmt { return &w.faultOpen }, `SELECT id, severity, count, first_seen, last_seen, rule, summary, kmsg_boot, kmsg_seq FROM faults
-		WHERE node = ? AND class = ? AND part_key = ? AND state = 1`},
-	{func(w *writeStmts) **sql.Stmt { return &w.faultBlobs }, `SELECT part, evidence FROM faults WHERE id = ?`},
-	{func(w *writeStmts) **sql.Stmt { return &w.faultInsert }, `INSERT INTO faults
-		(node, class, part_key, part, severity, rule, state, count, first_seen, last_seen, summary, evidence, kmsg_boot, kmsg_seq)
-		VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)`},
-	{func(w *writeStmts) **sql.Stmt { return &w.faultUpdate }, `UPDATE faults SET
-		part = COALESCE(?2, part), severity = ?3, rule = ?4, count = ?5, first_seen = ?6, last_seen = ?7, summary = ?8, evidence = COALESCE(?9, evidence),
-		kmsg_boot = ?10, kmsg_seq = ?11
-		WHERE id = ?1`},
-	{func(w *writeStmts) **sql.Stmt { return &w.obsUpsert }, `INSERT INTO observations_latest (node, source, part_key, time, observation)
+		last_seen = CASE WHEN ?5 THEN MAX(last_seen, ?3) ELSE last_seen END
+		WHERE name = ?1`,
+	sNodeDisc:     `UPDATE nodes SET connected = 0, last_seen = MAX(last_seen, ?2) WHERE name = ?1`,
+	sNodesConn:    `SELECT name FROM nodes WHERE connected = 1 ORDER BY name`,
+	sNodesDiscAll: `UPDATE nodes SET connected = 0 WHERE connected = 1`,
+	// Every open fault (node.open_faults), and the count and highest
+	// severity of those that are enforced (health).
+	sOpenFaults: openFaultsSQL,
+	sFaultLast:  faultLastSQL,
+	sFaultBlobs: `SELECT part, evidence FROM faults WHERE id = ?`,
+	sFaultInsert: `INSERT INTO faults
+		(node, class, part_key, part, severity, rule, state, count, first_seen, last_seen, summary, evidence, kmsg_boot, kmsg_seq,
+		 mode, clear_after, due_at)
+		VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	// Updates an open row. The state is left out of the SET list: SQLite
+	// rewrites every index whose columns (its WHERE included) an UPDATE
+	// names, and three partial indexes are on state = 1.
+	sFaultUpdate: faultSetSQL + ` WHERE id = ?1`,
+	// Reopens a resolved row.
+	sFaultReopen: faultSetSQL + `, state = 1, resolved = NULL WHERE id = ?1`,
+	sFaultsDue:   faultsDueSQL,
+	sFaultResolve: `UPDATE faults SET state = 2, resolved = ?2, resolved_by = ?3, due_at = NULL
+		WHERE id = ?1 AND state = 1 RETURNING ` + faultCols,
+	sFaultAck: `UPDATE faults SET acknowledged = ?2
+		WHERE id = ?1 AND state = 1 RETURNING ` + faultCols,
+	sFaultState: `SELECT state FROM faults WHERE id = ?`,
+	sObsUpsert: `INSERT INTO observations_latest (node, source, part_key, time, observation)
 		VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (node, source, part_key) DO UPDATE SET time = excluded.time, observation = excluded.observation`},
-	{func(w *writeStmts) **sql.Stmt { return &w.eventInsert }, `INSERT INTO events (time, type, node, fault_id, data) VALUES (?, ?, ?, ?, ?)`},
+		ON CONFLICT (source, node, part_key) DO UPDATE SET time = excluded.time, observation = excluded.observation`,
+	sEventInsert: `INSERT INTO events (time, type, node, fault_id, data) VALUES (?, ?, ?, ?, ?)`,
+	sCursorSet: `INSERT INTO cursors (name, event_id, updated) VALUES (?1, ?2, ?3)
+		ON CONFLICT (name) DO UPDATE SET event_id = excluded.event_id, updated = excluded.updated`,
 }
 
 func prepareWrite(ctx context.Context, db *sql.DB) (*writeStmts, error) {
 	w := &writeStmts{}
-	for _, q := range writeSQL {
-		st, err := db.PrepareContext(ctx, q.sql)
+	for id, q := range writeSQL {
+		st, err := db.PrepareContext(ctx, q)
 		if err != nil {
-			return nil, errors.Join(fmt.Errorf("prepare %q: %w", q.sql, err), w.close())
+			return nil, errors.Join(fmt.Errorf("prepare %q: %w", q, err), w.close())
 		}
-		*q.dst(w) = st
+		w[id] = st
 	}
 	return w, nil
 }
 
 func (w *writeStmts) close() error {
 	var errs []error
-	for _, q := range writeSQL {
-		if st := *q.dst(w); st != nil {
+	for _, st := range w {
+		if st != nil {
 			errs = append(errs, st.Close())
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// in binds every statement to tx.
-func (w *writeStmts) in(ctx context.Context, tx *sql.Tx) *writeStmts {
-	b := &writeStmts{}
-	for _, q := range writeSQL {
-		*q.dst(b) = tx.StmtContext(ctx, *q.dst(w))
-	}
-	return b
+// in returns the statements of transaction tx.
+func (w *writeStmts) in(ctx context.Context, tx *sql.Tx) *txStmts {
+	return &txStmts{ctx: ctx, tx: tx, ps: w}
 }

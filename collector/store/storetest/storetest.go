@@ -55,6 +55,16 @@ func Run(t *testing.T, open Opener) {
 		{"NotFound", testNotFound},
 		{"EventsAfter", testEventsAfter},
 		{"Concurrent", testConcurrent},
+		{"Cursors", testCursors},
+		{"ModeAndClearStored", testModeAndClearStored},
+		{"ShadowNeverChangesHealth", testShadowNeverChangesHealth},
+		{"DerivedFaults", testDerivedFaults},
+		{"QuietResolve", testQuietResolve},
+		{"FlapReopens", testFlapReopens},
+		{"ReopenCarriesKernelMark", testReopenCarriesKernelMark},
+		{"OperatorResolve", testOperatorResolve},
+		{"Acknowledge", testAcknowledge},
+		{"FleetObservations", testFleetObservations},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -74,6 +84,7 @@ func Run(t *testing.T, open Opener) {
 // of the opener returns a new handle on that same database.
 func RunDurable(t *testing.T, fresh func(t *testing.T) (reopen func(t *testing.T) store.Store)) {
 	t.Run("SurvivesReopen", func(t *testing.T) { testSurvivesReopen(t, fresh(t)) })
+	t.Run("LifecycleSurvivesReopen", func(t *testing.T) { testLifecycleSurvivesReopen(t, fresh(t)) })
 }
 
 // t0 has whole microseconds so that every backend stores it exactly.
