@@ -1,16 +1,25 @@
-// Package detect owns the kernel-log fault rules: the shipped rule file
-// (rules/kernel.yaml, embedded), its loader with errors that name the file and
-// line, and the matcher that turns one kernel log record into the faults it
-// proves. The agent runs it on live /dev/kmsg records, `hwhealctl rules
-// replay` on saved logs, and the collector on forwarded records; all three see
-// the same rules and the same faults.
+// Package detect owns hwheal's fault rules: the one rule file format for
+// every kind of rule, the shipped rule files (rules/*.yaml, embedded), the
+// loader that applies override files (/etc/hwheal/rules.d) over them with
+// errors that name the file and line, and what runs the rules:
 //
-// A rule is data: a literal prefilter (contains), an RE2 pattern with named
-// captures, a fault class and severity (each of which a capture can select:
-// class_by, severity_by), and templates that name the part from the
-// captures. Matching looks at the message text only, whatever the record's
-// level or facility, so records written to /dev/kmsg from user space in
-// tests match like kernel ones.
+//   - pattern rules turn one kernel log record into the faults it proves
+//     (RuleSet.Match). The agent runs them on live /dev/kmsg records,
+//     `hwhealctl rules replay` on saved logs, and the collector on
+//     forwarded records; all three see the same rules and the same faults.
+//     A pattern rule is a literal prefilter (contains), an RE2 pattern with
+//     named captures, a fault class and severity (each of which a capture
+//     can select: class_by, severity_by), and templates that name the part
+//     from the captures. Matching looks at the message text only, whatever
+//     the record's level or facility, so records written to /dev/kmsg from
+//     user space in tests match like kernel ones.
+//   - threshold, rate and smart rules judge the observations of one part
+//     over time (Evaluator), in the collector and in `rules replay`.
+//   - outlier rules compare a part with its peers across the fleet; the
+//     collector runs them (RuleSet.Outliers), this package parses them.
+//   - agent rules declare the rules implemented in the agent's code, so
+//     that their faults, like every other, get a mode (enforce or shadow)
+//     and a clear time from data (RuleSet.Annotate).
 //
 // The package also owns what the agent does with faults before it spools
 // them: the Merger, which makes one fault of a failed block request that
@@ -19,48 +28,92 @@
 package detect
 
 import (
-	"bytes"
-	_ "embed"
+	"embed"
 	"fmt"
-	"google.golang.org/protobuf/proto"
+	"io/fs"
 	"math/bits"
+	"path"
 	"regexp"
+	"slices"
 	"strings"
+	"time"
 
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hwheal/hwheal/pkg/kernlog"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
 
-//go:embed rules/kernel.yaml
-var builtinRules []byte
+//go:embed rules/*.yaml
+var builtinFS embed.FS
 
-// BuiltinFile is the name Builtin's errors and Rule.File use for the
-// embedded rule file.
+// BuiltinFile is the name of the shipped kernel log rule file, as
+// BuiltinFiles names it.
 const BuiltinFile = "kernel.yaml"
 
-// Builtin parses the embedded rule set. It fails only if the shipped file is
-// broken, which the package's tests rule out; it parses afresh on each call
-// so that callers own what they get.
+// BuiltinFiles returns the shipped rule files (rules/*.yaml, embedded) in
+// name order. The collector loads them followed by the files of
+// /etc/hwheal/rules.d, so that those override them.
+func BuiltinFiles() []File {
+	entries, err := fs.ReadDir(builtinFS, "rules")
+	if err != nil {
+		panic("detect: embedded rules: " + err.Error()) // the embed pattern guarantees the directory
+	}
+	var out []File
+	for _, e := range entries { // ReadDir sorts by name
+		data, err := builtinFS.ReadFile(path.Join("rules", e.Name()))
+		if err != nil {
+			panic("detect: embedded rules: " + err.Error())
+		}
+		out = append(out, File{Name: e.Name(), Data: data})
+	}
+	return out
+}
+
+// Builtin parses the shipped rule files. It fails only if a shipped file
+// is broken, which the package's tests rule out; it parses afresh on each
+// call so that callers own what they get.
 func Builtin() (*RuleSet, error) {
-	return Load(bytes.NewReader(builtinRules), BuiltinFile)
+	return LoadFiles(BuiltinFiles()...)
 }
 
 // Rule is the read-only description of one loaded rule.
 type Rule struct {
+	// Name is what faults carry in Fault.rule. An agent rule declared by
+	// name_prefix is listed as the prefix followed by "*" ("smart/*").
 	Name string
+	Kind Kind
 	// Class is the default class; a rule with class_by raises others for
-	// the captured values it lists.
+	// the captured values it lists. An agent rule may have none (its
+	// faults carry the agent's).
 	Class string
 	// Classes is every class the rule can raise: Class first, then those of
 	// class_by in file order.
-	Classes     []string
-	Severity    hwhealv1.Severity // default; a rule may map captured values to others
+	Classes  []string
+	Severity hwhealv1.Severity // default; a rule may map captured values to others
+	// Part is the kind of part a pattern rule names; for other kinds it
+	// narrows the observations the rule looks at (unspecified: any).
 	Part        hwhealv1.PartKind
 	Description string
-	// Line is where the rule starts in its file.
+	// Mode says whether the rule's faults may lead to an action.
+	Mode hwhealv1.RuleMode
+	// ClearAfter is how long a fault of the rule goes without evidence
+	// before it resolves by itself; 0 means never (an operator resolves
+	// it).
+	ClearAfter time.Duration
+	// Enabled is false for a rule turned off (enabled: false): it never
+	// matches, never evaluates and drops its agent's faults, but is still
+	// listed.
+	Enabled bool
+	// File and Line are where the rule was defined (or last replaced).
+	File string
 	Line int
+	// Source and Sample are the observation source and sample (or glob)
+	// a threshold, rate or outlier rule reads; a smart rule's Source.
+	Source string
+	Sample string
 }
 
 type namedGroup struct {
@@ -83,11 +136,36 @@ type rule struct {
 	classGroup  int // capture group that selects the class; -1 if none
 	classMap    map[string]string
 	classOrder  []string // class_by's classes in file order, for Rule.Classes
+
+	// Every kind.
+	sevFixed     bool // Annotate sets the rule's severity on its faults
+	namePrefix   string
+	clearByClass map[string]time.Duration // agent rules: clear time by fault class
+	// Threshold and rate rules.
+	glob    sampleGlob
+	without []string // observations with one of these samples are not judged
+	op      cmpOp
+	limit   float64
+	holdFor time.Duration
+	// Rate rules.
+	increase float64
+	window   time.Duration
+	// Smart rules.
+	conds []smartCond
+	// Outlier rules.
+	outlier *OutlierRule
 }
 
-// RuleSet is a compiled set of rules. It is immutable after Load and safe
-// for concurrent use.
+// RuleSet is a compiled set of rules. It is immutable after LoadFiles and
+// safe for concurrent use.
 type RuleSet struct {
+	all       []*rule // every rule, in file order
+	byName    map[string]*rule
+	prefixes  []*rule // agent rules declared by name_prefix, longest first
+	evaluated []*rule // enabled threshold, rate and smart rules
+	outliers  []*rule // enabled outlier rules
+
+	// Kernel log matching: the enabled pattern rules.
 	rules  []*rule
 	pre    *prefilter
 	byKey  [][]int // keyword id -> indexes of the rules keyed on it
@@ -113,12 +191,88 @@ func (rs *RuleSet) index() {
 	rs.nwords = (len(rs.rules) + 63) / 64
 }
 
-// Rules returns a description of every rule, in file order.
+// Rules returns a description of every rule, disabled ones included, in
+// file order (a rule replaced by a later file keeps its place).
 func (rs *RuleSet) Rules() []Rule {
-	out := make([]Rule, len(rs.rules))
-	for i, r := range rs.rules {
-		out[i] = r.Rule
-		out[i].Classes = append([]string(nil), r.Classes...)
+	out := make([]Rule, len(rs.all))
+	for i, r := range rs.all {
+		out[i] = r.view()
+	}
+	return out
+}
+
+func (r *rule) view() Rule {
+	v := r.Rule
+	v.Classes = slices.Clone(r.Classes)
+	return v
+}
+
+// Lookup returns the rule that faults named name come from: the rule of
+// that name, else the agent rule with the longest name_prefix that name
+// starts with.
+func (rs *RuleSet) Lookup(name string) (Rule, bool) {
+	if r := rs.lookup(name); r != nil {
+		return r.view(), true
+	}
+	return Rule{}, false
+}
+
+func (rs *RuleSet) lookup(name string) *rule {
+	if r, ok := rs.byName[name]; ok {
+		return r
+	}
+	for _, r := range rs.prefixes {
+		if strings.HasPrefix(name, r.namePrefix) {
+			return r
+		}
+	}
+	return nil
+}
+
+// Annotate sets what the rules say about a fault an agent reported: its
+// mode and clear time from the rule named by f.Rule (Lookup; an agent
+// rule's clear_after_by_class first), and its severity where the rules fix
+// it: an agent rule that names a severity, a severity patched by an
+// override file, a pattern rule an override file replaced (without
+// severity_by: the agent still ran the shipped one). A fault of an unknown
+// rule is enforced and clears after DefaultClearAfter. Annotate returns
+// false for a fault of a disabled rule, which the caller drops.
+func (rs *RuleSet) Annotate(f *hwhealv1.Fault) bool {
+	r := rs.lookup(f.GetRule())
+	if r == nil {
+		f.Mode = hwhealv1.RuleMode_RULE_MODE_ENFORCE
+		f.ClearAfter = durationpb.New(DefaultClearAfter)
+		return true
+	}
+	f.Mode = r.Mode
+	clear := r.ClearAfter
+	if d, ok := r.clearByClass[f.GetFaultClass()]; ok {
+		clear = d
+	}
+	f.ClearAfter = clearAfterProto(clear)
+	if r.sevFixed {
+		f.Severity = r.Severity
+	}
+	return r.Enabled
+}
+
+// clearAfterProto is the wire form of a clear time: unset for never.
+func clearAfterProto(d time.Duration) *durationpb.Duration {
+	if d <= 0 {
+		return nil
+	}
+	return durationpb.New(d)
+}
+
+// Outliers returns the enabled outlier rules, which the collector runs
+// over the fleet; disabled ones are only in Rules.
+func (rs *RuleSet) Outliers() []OutlierRule {
+	out := make([]OutlierRule, 0, len(rs.outliers))
+	for _, r := range rs.outliers {
+		o := *r.outlier
+		o.Rule = r.view()
+		o.Peers = slices.Clone(o.Peers)
+		out = append(out, o)
 	}
 	return out
 }

@@ -12,30 +12,73 @@ import (
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
 
-// TestShippedRules parses the embedded rule file and the file on disk (they
-// are the same bytes; the test catches an embed that went stale) and checks
-// what every rule must have.
+// TestShippedRules parses every shipped rule file, embedded and on disk
+// (they are the same bytes; the test catches an embed that went stale),
+// alone and together, and checks what every rule must have.
 func TestShippedRules(t *testing.T) {
 	rs := builtin(t)
-	f, err := os.Open(filepath.Join("rules", "kernel.yaml"))
+	disk, err := filepath.Glob(filepath.Join("rules", "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	disk, err := detect.Load(f, "rules/kernel.yaml")
-	if err != nil {
-		t.Fatalf("Load(rules/kernel.yaml): %v", err)
+	embedded := detect.BuiltinFiles()
+	if len(embedded) != len(disk) || len(embedded) < 3 {
+		t.Fatalf("BuiltinFiles gives %d files, rules/ holds %d (%v)", len(embedded), len(disk), disk)
 	}
-	if len(disk.Rules()) != len(rs.Rules()) {
-		t.Fatalf("embedded set has %d rules, file has %d", len(rs.Rules()), len(disk.Rules()))
+	total := 0
+	defined := map[string]string{}
+	for i, f := range embedded {
+		t.Run(f.Name, func(t *testing.T) {
+			data, err := os.ReadFile(disk[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if filepath.Base(disk[i]) != f.Name || string(data) != string(f.Data) {
+				t.Fatalf("embedded %s differs from %s on disk", f.Name, disk[i])
+			}
+			one, err := detect.Load(strings.NewReader(string(data)), f.Name)
+			if err != nil {
+				t.Fatalf("Load(%s): %v", f.Name, err)
+			}
+			total += len(one.Rules())
+			// A name shipped twice would silently be an override.
+			for _, r := range one.Rules() {
+				if prev, dup := defined[r.Name]; dup {
+					t.Errorf("rule %s is defined in %s and in %s", r.Name, prev, f.Name)
+				}
+				defined[r.Name] = f.Name
+				if r.File != f.Name {
+					t.Errorf("rule %s: File = %q, want %q", r.Name, r.File, f.Name)
+				}
+			}
+			if f.Name == detect.BuiltinFile && len(one.Rules()) != 73 {
+				t.Errorf("%s has %d rules, want the 73 kernel log rules", f.Name, len(one.Rules()))
+			}
+		})
+	}
+	if len(rs.Rules()) != total {
+		t.Fatalf("Builtin has %d rules, the files %d", len(rs.Rules()), total)
 	}
 	classes := map[string]bool{}
+	kinds := map[detect.Kind]int{}
 	for _, r := range rs.Rules() {
-		if len(r.Classes) == 0 || r.Classes[0] != r.Class {
+		kinds[r.Kind]++
+		if r.Class != "" && (len(r.Classes) == 0 || r.Classes[0] != r.Class) {
 			t.Errorf("rule %s: Classes %v does not start with its class %s", r.Name, r.Classes, r.Class)
+		}
+		if !r.Enabled || r.Description == "" || r.Line == 0 {
+			t.Errorf("rule %s: shipped disabled, or without description or line: %+v", r.Name, r)
+		}
+		if r.Mode != hwhealv1.RuleMode_RULE_MODE_ENFORCE && r.Mode != hwhealv1.RuleMode_RULE_MODE_SHADOW {
+			t.Errorf("rule %s: mode %v", r.Name, r.Mode)
 		}
 		for _, c := range r.Classes {
 			classes[c] = true
+		}
+	}
+	for _, k := range []detect.Kind{detect.KindPattern, detect.KindThreshold, detect.KindRate, detect.KindSmart, detect.KindOutlier, detect.KindAgent} {
+		if kinds[k] == 0 {
+			t.Errorf("no shipped rule of kind %s", k)
 		}
 	}
 	// The classes the rest of hwheal keys on; renaming one is a contract change.
@@ -45,9 +88,18 @@ func TestShippedRules(t *testing.T) {
 		"cpu.mce", "pcie.aer_corrected", "pcie.aer_nonfatal", "pcie.aer_fatal", "nic.link_down",
 		"gpu.xid", "gpu.fallen_off_bus", "cpu.thermal", "kernel.lockup", "kernel.hung_task", "fs.error",
 		"gpu.memory", "gpu.nvlink", "gpu.gsp", "gpu.app", "node.thermal_shutdown",
+		"disk.media", "disk.smart_failing", "disk.latency_outlier", "nvme.critical_warning", "nvme.spare_low",
+		"nvme.media_errors", "nvme.wear_out", "memory.ce_storm", "pcie.link_degraded", "nic.link_flap", "nic.errors",
 	} {
 		if !classes[c] {
 			t.Errorf("no shipped rule raises %s", c)
+		}
+	}
+	// Rules whose part is gone or condemned once they fire must not
+	// clear by silence.
+	for _, name := range []string{"edac-ue", "aer-fatal", "pcie-bus-error-fatal", "gpu-fallen-off-bus", "memory-ue-count"} {
+		if r, ok := rs.Lookup(name); !ok || r.ClearAfter != 0 {
+			t.Errorf("rule %s: clear after %v (found %v), want never", name, r.ClearAfter, ok)
 		}
 	}
 }
