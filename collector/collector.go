@@ -26,10 +26,12 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/hwheal/hwheal/collector/api"
+	"github.com/hwheal/hwheal/collector/classify"
 	"github.com/hwheal/hwheal/collector/events"
 	"github.com/hwheal/hwheal/collector/ingest"
 	"github.com/hwheal/hwheal/collector/store"
 	"github.com/hwheal/hwheal/collector/store/sqlite"
+	"github.com/hwheal/hwheal/collector/webhook"
 	"github.com/hwheal/hwheal/pkg/grpcutil"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
@@ -52,8 +54,18 @@ type Config struct {
 	MaxRecvMsgBytes int
 	// ShutdownTimeout bounds the graceful stop (default 10 s).
 	ShutdownTimeout time.Duration
-	Version         string
-	Logger          *slog.Logger
+	// RulesDir holds rule files that add to or override the shipped rules
+	// (default /etc/hwheal/rules.d; a missing directory overrides nothing).
+	RulesDir string
+	// ConfigFile is the collector's YAML configuration (webhooks:);
+	// empty for none.
+	ConfigFile string
+	// SweepInterval and PeerInterval pace the clear-time sweep and the
+	// outlier rules (defaults 30 s and 1 min).
+	SweepInterval time.Duration
+	PeerInterval  time.Duration
+	Version       string
+	Logger        *slog.Logger
 }
 
 // DefaultListen is where the collector listens unless told otherwise.
@@ -82,6 +94,9 @@ func (c *Config) Validate() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.RulesDir == "" {
+		c.RulesDir = classify.DefaultRulesDir
+	}
 	return nil
 }
 
@@ -98,6 +113,8 @@ type Collector struct {
 	store    store.Store
 	broker   *events.Broker
 	ingest   *ingest.Server
+	classify *classify.Classifier
+	webhooks *webhook.Dispatcher // nil without webhook targets
 	fleet    *api.Fleet
 	registry *prometheus.Registry
 
@@ -113,6 +130,16 @@ func New(ctx context.Context, cfg Config) (*Collector, error) {
 		return nil, err
 	}
 	cfg.Logger.Warn(grpcutil.InsecureWarning)
+	rules, ruleFiles, err := classify.LoadRules(cfg.RulesDir)
+	if err != nil {
+		return nil, fmt.Errorf("load rules: %w", err)
+	}
+	var fileCfg fileConfig
+	if cfg.ConfigFile != "" {
+		if fileCfg, err = loadFileConfig(cfg.ConfigFile); err != nil {
+			return nil, err
+		}
+	}
 	path := cfg.storePath()
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("create state directory: %w", err)
@@ -124,23 +151,55 @@ func New(ctx context.Context, cfg Config) (*Collector, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	broker := events.NewBroker(0)
-	in, err := ingest.New(ingest.Config{
-		Store:   st,
-		Broker:  broker,
-		Metrics: ingest.NewMetrics(reg),
-		Logger:  cfg.Logger.With("component", "ingest"),
-		Version: cfg.Version,
+	// The classifier writes through ingest's writer, which needs the
+	// classifier: the closure breaks the cycle.
+	var in *ingest.Server
+	write := func(ctx context.Context, fn func(ctx context.Context) ([]*hwhealv1.Event, error)) error {
+		return in.Write(ctx, fn)
+	}
+	cls, err := classify.New(classify.Config{
+		Rules:         rules,
+		Store:         st,
+		Write:         write,
+		Logger:        cfg.Logger.With("component", "classify"),
+		Registerer:    reg,
+		SweepInterval: cfg.SweepInterval,
+		PeerInterval:  cfg.PeerInterval,
 	})
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	fleet, err := api.New(api.Config{Store: st, Broker: broker, Logger: cfg.Logger.With("component", "api")})
+	in, err = ingest.New(ingest.Config{
+		Store:      st,
+		Broker:     broker,
+		Metrics:    ingest.NewMetrics(reg),
+		Logger:     cfg.Logger.With("component", "ingest"),
+		Version:    cfg.Version,
+		Classifier: cls,
+	})
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	return &Collector{cfg: cfg, store: st, broker: broker, ingest: in, fleet: fleet, registry: reg, ready: make(chan struct{})}, nil
+	fleet, err := api.New(api.Config{Store: st, Broker: broker, Logger: cfg.Logger.With("component", "api"), Write: write})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	var hooks *webhook.Dispatcher
+	if len(fileCfg.Webhooks.Targets) > 0 {
+		hooks, err = webhook.New(fileCfg.Webhooks, st, webhook.Options{
+			Logger:     cfg.Logger.With("component", "webhook"),
+			Registerer: reg,
+		})
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	cfg.Logger.Info("rules loaded", "rules", len(rules.Rules()), "files", ruleFiles, "webhooks", len(fileCfg.Webhooks.Targets))
+	return &Collector{cfg: cfg, store: st, broker: broker, ingest: in, classify: cls, webhooks: hooks, fleet: fleet, registry: reg, ready: make(chan struct{})}, nil
 }
 
 // Ready is closed once the collector listens.
@@ -218,6 +277,31 @@ func (c *Collector) Run(ctx context.Context) error {
 		c.ingest.Run(writerCtx)
 	}()
 
+	// The classifier's sweep and peer rules write through the writer, so
+	// they stop first; webhooks deliver from the store until the end.
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	var bg sync.WaitGroup
+	bg.Go(func() { c.classify.Run(bgCtx) })
+	if c.webhooks != nil {
+		sub := c.broker.Subscribe()
+		bg.Go(func() { c.webhooks.Run(bgCtx) })
+		bg.Go(func() {
+			defer sub.Close()
+			for {
+				select {
+				case <-bgCtx.Done():
+					return
+				case <-sub.C():
+					c.webhooks.Notify()
+				case <-sub.Done():
+					// Fell behind the broker: the dispatcher's own poll
+					// still finds every event in the store.
+					return
+				}
+			}
+		})
+	}
+
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(lis) }()
 	if httpSrv != nil {
@@ -265,6 +349,8 @@ func (c *Collector) Run(ctx context.Context) error {
 	// Handlers may still be recording disconnects: the store stays open
 	// until they are done.
 	c.ingest.WaitSessions()
+	stopBackground()
+	bg.Wait()
 	stopWriter()
 	<-writerDone
 	log.Info("collector stopped")

@@ -83,7 +83,7 @@ func TestRunServesAndStopsGracefully(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c, err := New(ctx, Config{
-		Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", StateDir: t.TempDir(), Insecure: true,
+		Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", StateDir: t.TempDir(), RulesDir: t.TempDir(), Insecure: true,
 		Logger: slog.New(slog.NewTextHandler(logs, nil)), ShutdownTimeout: time.Minute,
 	})
 	if err != nil {

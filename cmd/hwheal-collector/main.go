@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hwheal/hwheal/collector"
+	"github.com/hwheal/hwheal/collector/classify"
 	"github.com/hwheal/hwheal/pkg/logging"
 )
 
@@ -59,6 +60,10 @@ func newRoot() *cobra.Command {
 	f.StringVar(&cfg.MetricsListen, "metrics-listen", "", "HTTP address for Prometheus /metrics (empty: off)")
 	f.StringVar(&cfg.StateDir, "state-dir", "/var/lib/hwheal-collector", "directory of the embedded store")
 	f.StringVar(&cfg.Store, "store", "", "store: empty for SQLite in --state-dir, or sqlite:PATH")
+	f.StringVar(&cfg.RulesDir, "rules-dir", classify.DefaultRulesDir, "directory of rule files (*.yaml) that add to or override the shipped rules")
+	f.StringVar(&cfg.ConfigFile, "config", "", "YAML configuration file (webhooks)")
+	f.DurationVar(&cfg.SweepInterval, "sweep-interval", 0, "how often faults are checked against their clear time (default 30s)")
+	f.DurationVar(&cfg.PeerInterval, "peer-interval", 0, "how often the outlier rules run over the fleet (default 1m)")
 	f.BoolVar(&cfg.Insecure, "insecure", false, "serve without TLS (required until mutual TLS is available; trusted networks only)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")

@@ -32,6 +32,10 @@ type Config struct {
 	Store  store.Store
 	Broker *events.Broker
 	Logger *slog.Logger
+	// Write runs a store write in the collector's one write order and
+	// publishes its events (ingest.Server.Write). Nil runs it here and
+	// publishes to Broker: only for tests without ingest.
+	Write func(ctx context.Context, fn func(ctx context.Context) ([]*hwhealv1.Event, error)) error
 }
 
 // Fleet implements hwhealv1.FleetServiceServer.
@@ -40,6 +44,7 @@ type Fleet struct {
 	store  store.Store
 	broker *events.Broker
 	logger *slog.Logger
+	write  func(ctx context.Context, fn func(ctx context.Context) ([]*hwhealv1.Event, error)) error
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -53,7 +58,17 @@ func New(cfg Config) (*Fleet, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Fleet{store: cfg.Store, broker: cfg.Broker, logger: cfg.Logger, stop: make(chan struct{})}, nil
+	f := &Fleet{store: cfg.Store, broker: cfg.Broker, logger: cfg.Logger, write: cfg.Write, stop: make(chan struct{})}
+	if f.write == nil {
+		f.write = func(ctx context.Context, fn func(ctx context.Context) ([]*hwhealv1.Event, error)) error {
+			evs, err := fn(ctx)
+			if err == nil {
+				f.broker.Publish(evs...)
+			}
+			return err
+		}
+	}
+	return f, nil
 }
 
 // StopWatches ends every WatchEvents stream (with UNAVAILABLE), so that a
@@ -76,6 +91,8 @@ func (f *Fleet) storeErr(op string, err error) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, store.ErrNotOpen):
+		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, store.ErrBadPageToken):
 		return status.Error(codes.InvalidArgument, "page_token is not valid: pass the next_page_token of the previous response")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

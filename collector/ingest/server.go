@@ -44,6 +44,21 @@ type Config struct {
 	HelloTimeout time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Classifier applies the collector's rules to each batch before it is
+	// queued for the store; nil stores batches as they came.
+	Classifier Classifier
+}
+
+// Classifier is the seam between ingest and the collector's rules
+// (collector/classify implements it).
+type Classifier interface {
+	// Classify annotates the batch's fault reports (rule mode, clear
+	// time, severity override), takes out those of disabled rules (a
+	// report keeps its sequence number, so it is still acknowledged), and
+	// appends to b.Derived the faults its rules raise from the batch's
+	// observations. It runs on the stream's goroutine, concurrently for
+	// different nodes.
+	Classify(b *store.Batch)
 }
 
 func (c *Config) setDefaults() {
@@ -112,6 +127,16 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Run(ctx context.Context) error {
 	s.writer.run(ctx)
 	return nil
+}
+
+// Write runs fn, a store write outside any agent stream (an operator's
+// acknowledgement, a fault resolved by its clear time, a peer rule's
+// faults), in the writer's order, and publishes the events it returns
+// (with an error too: fn returns only events that were stored), so that
+// events reach watchers in the order of their ids whoever wrote them.
+func (s *Server) Write(ctx context.Context, fn func(ctx context.Context) ([]*hwhealv1.Event, error)) error {
+	_, err := s.writer.call(ctx, &job{kind: jobFunc, fn: fn})
+	return err
 }
 
 // Sessions is the number of live agent streams.
@@ -282,12 +307,16 @@ func (s *Server) receive(ctx context.Context, stream hwhealv1.AgentService_Conne
 		// A newer agent's kind of report: stored as nothing, but its
 		// sequence number is acknowledged so the agent moves on.
 		s.cfg.Metrics.Reports.WithLabelValues("unknown").Add(float64(unknown))
-		done, err := s.writer.submit(ctx, &job{kind: jobBatch, sess: me, batch: store.Batch{
+		b := store.Batch{
 			Node:     hello.GetNode(),
 			StreamID: hello.GetStreamId(),
 			Reports:  batch.GetReports(),
 			Received: s.cfg.Now(),
-		}})
+		}
+		if s.cfg.Classifier != nil {
+			s.cfg.Classifier.Classify(&b)
+		}
+		done, err := s.writer.submit(ctx, &job{kind: jobBatch, sess: me, batch: b})
 		if err != nil {
 			return err
 		}

@@ -56,6 +56,7 @@ const (
 	jobBatch jobKind = iota
 	jobHello
 	jobDisconnect
+	jobFunc
 )
 
 type job struct {
@@ -66,7 +67,8 @@ type job struct {
 	node   string
 	at     time.Time
 	weight int64
-	done   chan jobResult // capacity 1
+	fn     func(ctx context.Context) ([]*hwhealv1.Event, error) // jobFunc
+	done   chan jobResult                                       // capacity 1
 }
 
 type jobResult struct {
@@ -169,7 +171,7 @@ func (w *writer) run(ctx context.Context) {
 	}
 }
 
-// single handles a hello or a disconnect.
+// single handles a hello, a disconnect or a write of the collector's own.
 func (w *writer) single(ctx context.Context, j *job) {
 	switch j.kind {
 	case jobHello:
@@ -189,6 +191,13 @@ func (w *writer) single(ctx context.Context, j *job) {
 		if err == nil && ev != nil {
 			w.broker.Publish(ev)
 		}
+		w.answer(j, jobResult{err: err})
+	case jobFunc:
+		// Events come back with an error too when part of the work
+		// committed (the quiet sweep commits in chunks): they are stored
+		// and must reach watchers.
+		evs, err := j.fn(ctx)
+		w.broker.Publish(evs...)
 		w.answer(j, jobResult{err: err})
 	}
 }
