@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hwheal/hwheal/agent/detect"
+	"github.com/hwheal/hwheal/cmd/hwhealctl/internal/replay"
 	"github.com/hwheal/hwheal/collector"
 	"github.com/hwheal/hwheal/pkg/kernlog"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
@@ -59,7 +60,7 @@ type agentStream struct {
 //	db-1  (rack=r1):         an eth0 reading only
 func startCollector(t *testing.T) *fixture {
 	t.Helper()
-	c, err := collector.New(t.Context(), collector.Config{Listen: "127.0.0.1:0", StateDir: t.TempDir(), Insecure: true, Version: "test"})
+	c, err := collector.New(t.Context(), collector.Config{Listen: "127.0.0.1:0", StateDir: t.TempDir(), RulesDir: t.TempDir(), Insecure: true, Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +335,7 @@ func TestNodes(t *testing.T) {
 	})
 }
 
-var faultHeader = []string{"ID", "NODE", "CLASS", "SEVERITY", "PART", "COUNT", "FIRST", "SEEN", "LAST", "SEEN", "SUMMARY"}
+var faultHeader = []string{"ID", "NODE", "CLASS", "SEVERITY", "PART", "COUNT", "FIRST", "SEEN", "LAST", "SEEN", "FLAGS", "SUMMARY"}
 
 func TestNode(t *testing.T) {
 	f := startCollector(t)
@@ -677,7 +678,7 @@ const replayInput = "testdata/replay_input.log"
 
 // replay runs `rules replay` with the clock pinned: yearless syslog
 // timestamps then land in 2025 and local ones are UTC on every machine.
-func replay(t *testing.T, args ...string) (stdout, stderr string, err error) {
+func runReplay(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	root := newRoot(testVersion, &options{stdout: &out, stderr: &errb, replayClock: kernlog.Parser{
@@ -690,7 +691,7 @@ func replay(t *testing.T, args ...string) (stdout, stderr string, err error) {
 }
 
 func TestRulesReplayGolden(t *testing.T) {
-	out, stderr, err := replay(t, replayInput)
+	out, stderr, err := runReplay(t, replayInput)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -723,7 +724,7 @@ func TestRulesReplayGolden(t *testing.T) {
 	formats := map[string]bool{}
 	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
-		var rf replayFault
+		var rf replay.Record
 		dec := json.NewDecoder(strings.NewReader(sc.Text()))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&rf); err != nil {
@@ -738,7 +739,7 @@ func TestRulesReplayGolden(t *testing.T) {
 		if rf.Line == 21 {
 			t.Errorf("the over-long line raised %+v", rf)
 		}
-		formats[rf.Format] = true
+		formats[string(rf.Format)] = true
 	}
 	for _, f := range []string{"dmesg", "syslog", "dmesg-ctime", "dmesg-iso", "plain"} {
 		if !formats[f] {
@@ -757,7 +758,7 @@ func readLines(name string) ([]string, error) {
 
 func TestRulesReplay(t *testing.T) {
 	t.Run("table", func(t *testing.T) {
-		out, _, err := replay(t, "-o", "table", replayInput)
+		out, _, err := runReplay(t, "-o", "table", replayInput)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -770,35 +771,35 @@ func TestRulesReplay(t *testing.T) {
 		}
 	})
 	t.Run("json flag", func(t *testing.T) {
-		out, _, err := replay(t, "-o", "json", replayInput)
-		want, _, err2 := replay(t, replayInput)
+		out, _, err := runReplay(t, "-o", "json", replayInput)
+		want, _, err2 := runReplay(t, replayInput)
 		if err != nil || err2 != nil || out != want {
 			t.Errorf("-o json differs from the default output (%v, %v)", err, err2)
 		}
 	})
 	t.Run("forced format", func(t *testing.T) {
 		// Read as raw kmsg, only the four kmsg records parse.
-		out, stderr, err := replay(t, "--format", "kmsg", replayInput)
+		out, stderr, err := runReplay(t, "--format", "kmsg", replayInput)
 		if err != nil || out != "" || stderr != "replay: 4 records, 0 faults, skipped empty=1 malformed=20 too_long=1\n" {
 			t.Errorf("--format kmsg: %q %q %v", out, stderr, err)
 		}
 	})
 	t.Run("two files", func(t *testing.T) {
-		_, stderr, err := replay(t, replayInput, replayInput)
+		_, stderr, err := runReplay(t, replayInput, replayInput)
 		if err != nil || stderr != "replay: 44 records, 22 faults, skipped empty=4 malformed=2 not_kernel=2 too_long=2\n" {
 			t.Errorf("two files: %q %v", stderr, err)
 		}
 	})
 	t.Run("bad format", func(t *testing.T) {
-		_, _, err := replay(t, "--format", "bogus", replayInput)
+		_, _, err := runReplay(t, "--format", "bogus", replayInput)
 		wantErr(t, err, "--format", `"bogus"`, "dmesg")
 	})
 	t.Run("missing file", func(t *testing.T) {
-		_, _, err := replay(t, "testdata/no-such-file.log")
+		_, _, err := runReplay(t, "testdata/no-such-file.log")
 		wantErr(t, err, "no-such-file.log")
 	})
 	t.Run("no file", func(t *testing.T) {
-		_, _, err := replay(t)
+		_, _, err := runReplay(t)
 		wantErr(t, err, "requires at least 1 arg")
 	})
 }
@@ -812,12 +813,12 @@ func TestRulesList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows := table(t, out, "NAME", "CLASS", "SEVERITY", "PART")
+	rows := table(t, out, "NAME", "KIND", "CLASS", "SEVERITY", "MODE", "CLEARS", "PART")
 	if len(rows) != len(rs.Rules()) || len(rows) == 0 {
 		t.Fatalf("%d rows for %d rules", len(rows), len(rs.Rules()))
 	}
 	for i, r := range rs.Rules() {
-		want := []string{r.Name, r.Class, severityName(r.Severity), partKindName(r.Part)}
+		want := []string{r.Name, string(r.Kind), orDash(r.Class), severityName(r.Severity), modeName(r.Mode), clearString(r.ClearAfter), partKindName(r.Part)}
 		if !slices.Equal(rows[i], want) {
 			t.Errorf("row %d = %q, want %q", i, rows[i], want)
 		}
@@ -827,11 +828,80 @@ func TestRulesList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var list []map[string]string
+	var list []map[string]any
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != len(rs.Rules()) || list[0]["name"] != rs.Rules()[0].Name || list[0]["class"] == "" {
+	if len(list) != len(rs.Rules()) || list[0]["name"] != rs.Rules()[0].Name || list[0]["kind"] == "" || list[0]["clear_after"] == "" {
 		t.Errorf("rules list -o json: %d rules, first %v", len(list), list[0])
+	}
+}
+
+func TestFaultAckResolve(t *testing.T) {
+	f := startCollector(t)
+	var faults []map[string]any
+	if err := json.Unmarshal([]byte(f.ctl(t, "faults", "--node", "web-1", "-o", "json")), &faults); err != nil || len(faults) != 1 {
+		t.Fatalf("faults %v, %v", faults, err)
+	}
+	id := faults[0]["id"].(string) // uint64 is a string in protojson
+
+	t.Setenv("HWHEAL_ACTOR", "alice@ops")
+	wantErr(t, f.ctlErr(t, "faults", "ack", id), "--reason is required")
+	wantErr(t, f.ctlErr(t, "faults", "ack", "x1", "--reason", "r"), "want a positive number")
+	wantErr(t, f.ctlErr(t, "faults", "ack", "999999", "--reason", "r"), "not_found")
+
+	rows := table(t, f.ctl(t, "faults", "ack", id, "--reason", "on it"), faultHeader...)
+	if len(rows) != 1 || !slices.Contains(rows[0], "acked") {
+		t.Fatalf("after ack: %q", rows)
+	}
+	detail := f.ctl(t, "fault", id)
+	if !strings.Contains(detail, "by alice@ops: on it") || !strings.Contains(detail, "open") {
+		t.Errorf("fault %s after ack:\n%s", id, detail)
+	}
+
+	out := f.ctl(t, "faults", "resolve", id, "--reason", "disk replaced", "-o", "json")
+	var fr map[string]any
+	if err := json.Unmarshal([]byte(out), &fr); err != nil {
+		t.Fatal(err)
+	}
+	by, _ := fr["resolved_by"].(map[string]any)
+	if fr["state"] != "FAULT_STATE_RESOLVED" || by["actor"] != "alice@ops" || by["reason"] != "disk replaced" {
+		t.Errorf("resolved fault %v", fr)
+	}
+	wantErr(t, f.ctlErr(t, "faults", "resolve", id, "--reason", "again"), "failed_precondition", "not open")
+	wantErr(t, f.ctlErr(t, "faults", "ack", id, "--reason", "late"), "failed_precondition")
+	if rows := table(t, f.ctl(t, "faults", "--node", "web-1"), faultHeader...); len(rows) != 0 {
+		t.Errorf("open faults after resolve: %q", rows)
+	}
+	// The node's only critical fault is gone: healthy again.
+	if !strings.Contains(f.ctl(t, "node", "web-1"), "healthy") {
+		t.Errorf("web-1 not healthy after its fault was resolved")
+	}
+}
+
+func TestRulesCheck(t *testing.T) {
+	out, _, err := run(t, "rules", "check")
+	if err != nil || !strings.HasPrefix(out, "ok: 3 files") {
+		t.Fatalf("shipped rules: %q, %v", out, err)
+	}
+
+	dir := t.TempDir()
+	good := "rules:\n  - name: blk-io-error\n    mode: shadow\n  - name: buffer-io-error\n    enabled: false\n"
+	if err := os.WriteFile(filepath.Join(dir, "10-good.yaml"), []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = run(t, "rules", "check", dir)
+	if err != nil || !strings.Contains(out, "ok: 4 files") || !strings.Contains(out, "1 disabled") {
+		t.Fatalf("good override: %q, %v", out, err)
+	}
+
+	bad := "rules:\n  - name: my-rule\n    kind: threshold\n    class: disk.hot\n    severity: loud\n    source: hwmon\n    sample: x\n    above: 3\n"
+	if err := os.WriteFile(filepath.Join(dir, "20-bad.yaml"), []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = run(t, "rules", "check", dir)
+	wantErr(t, err, "invalid rule files")
+	if !strings.Contains(out, filepath.Join(dir, "20-bad.yaml")+":5") || !strings.Contains(out, "severity") {
+		t.Errorf("bad file: output %q, want the file, line 5 and the field", out)
 	}
 }

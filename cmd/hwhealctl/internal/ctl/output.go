@@ -83,6 +83,13 @@ func healthName(h hwhealv1.NodeHealth) string   { return enumName(h.String(), "N
 func eventTypeName(t hwhealv1.EventType) string { return enumName(t.String(), "EVENT_TYPE_") }
 func partKindName(k hwhealv1.PartKind) string   { return enumName(k.String(), "PART_KIND_") }
 
+func modeName(m hwhealv1.RuleMode) string {
+	if m == hwhealv1.RuleMode_RULE_MODE_SHADOW {
+		return "shadow"
+	}
+	return "enforce"
+}
+
 func partString(p *hwhealv1.Part) string {
 	if p == nil {
 		return "-"

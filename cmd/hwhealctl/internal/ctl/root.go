@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/hwheal/hwheal/pkg/grpcutil"
 	"github.com/hwheal/hwheal/pkg/kernlog"
@@ -70,7 +72,7 @@ func newRoot(version string, o *options) *cobra.Command {
 	pf.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
 	pf.DurationVar(&o.timeout, "timeout", 30*time.Second, "timeout of each request (not of events --follow)")
 	root.AddCommand(
-		newNodesCmd(o), newNodeCmd(o), newFaultsCmd(o), newEventsCmd(o), newRulesCmd(o),
+		newNodesCmd(o), newNodeCmd(o), newFaultsCmd(o), newFaultCmd(o), newEventsCmd(o), newRulesCmd(o),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print hwhealctl's version",
@@ -87,11 +89,31 @@ func (o *options) dial() (hwhealv1.FleetServiceClient, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	conn, err := grpc.NewClient(o.collector, grpc.WithTransportCredentials(creds))
+	conn, err := grpc.NewClient(o.collector, grpc.WithTransportCredentials(creds),
+		grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			return invoker(metadata.AppendToOutgoingContext(ctx, grpcutil.ActorMetadata, o.actor()), method, req, reply, cc, opts...)
+		}))
 	if err != nil {
 		return nil, nil, fmt.Errorf("collector %s: %w", o.collector, err)
 	}
 	return hwhealv1.NewFleetServiceClient(conn), func() { conn.Close() }, nil
+}
+
+// actor names the operator to the collector: $HWHEAL_ACTOR, or user@host.
+// The collector records it with acknowledgements and manual resolutions;
+// once the fleet API authenticates callers, their identity replaces it.
+func (o *options) actor() string {
+	if a := os.Getenv("HWHEAL_ACTOR"); a != "" {
+		return a
+	}
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	if h, err := os.Hostname(); err == nil {
+		name += "@" + h
+	}
+	return name
 }
 
 func (o *options) ctx(parent context.Context) (context.Context, context.CancelFunc) {
