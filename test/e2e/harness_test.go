@@ -230,7 +230,16 @@ type fault struct {
 	FaultClass string      `json:"fault_class"`
 	Severity   string      `json:"severity"`
 	Count      json.Number `json:"count"`
-	Part       struct {
+	State      string      `json:"state"`
+	Mode       string      `json:"mode"`
+	Reopened   int         `json:"reopened"`
+	Rule       string      `json:"rule"`
+	ClearAfter string      `json:"clear_after"`
+	Acked      *struct {
+		Actor  string `json:"actor"`
+		Reason string `json:"reason"`
+	} `json:"acknowledged"`
+	Part struct {
 		Kind string `json:"kind"`
 		Name string `json:"name"`
 	} `json:"part"`
