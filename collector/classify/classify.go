@@ -174,7 +174,7 @@ func (c *Classifier) Classify(b *store.Batch) {
 		case r.GetObservation() != nil:
 			for _, f := range c.eval.Observe(b.Node, r.GetObservation()) {
 				c.m.raised.WithLabelValues(f.GetRule(), modeName(f.GetMode())).Inc()
-				b.Derived = append(b.Derived, f)
+				b.Derived = append(b.Derived, store.DerivedFault{Fault: f, Source: r.GetObservation().GetSource()})
 			}
 		}
 	}
@@ -264,7 +264,7 @@ func (c *Classifier) runPeer(ctx context.Context, o outlier) error {
 	if len(findings) == 0 {
 		return nil
 	}
-	byNode := map[string][]*hwhealv1.Fault{}
+	byNode := map[string][]store.DerivedFault{}
 	var nodes []string
 	for _, f := range findings {
 		if sum := o.rule.RenderSummary(outlierValues(f.Fault)); sum != "" {
@@ -273,7 +273,7 @@ func (c *Classifier) runPeer(ctx context.Context, o outlier) error {
 		if _, ok := byNode[f.Node]; !ok {
 			nodes = append(nodes, f.Node)
 		}
-		byNode[f.Node] = append(byNode[f.Node], f.Fault)
+		byNode[f.Node] = append(byNode[f.Node], store.DerivedFault{Fault: f.Fault, Source: r.Source})
 		c.m.raised.WithLabelValues(r.Name, modeName(f.Fault.GetMode())).Inc()
 	}
 	slices.Sort(nodes)

@@ -49,6 +49,15 @@ type HelloResult struct {
 	Events []*hwhealv1.Event
 }
 
+// DerivedFault is a fault a collector rule raised from readings, with the
+// observation source whose readings are its evidence: such a fault is
+// resolved only by a reading of that source and part that no longer shows
+// it, never by silence (a drive that stopped answering has not healed).
+type DerivedFault struct {
+	Fault  *hwhealv1.Fault
+	Source string
+}
+
 // Batch is the reports one agent stream sent, to be stored together, and
 // the faults the collector's rules derived from them.
 type Batch struct {
@@ -74,7 +83,7 @@ type Batch struct {
 	// sequence number and are stored after the reports exactly as fault
 	// reports are: merged into the open fault of the same node, class and
 	// part, with the same kernel record check and the same events.
-	Derived []*hwhealv1.Fault
+	Derived []DerivedFault
 	// Received is the collector's time of receipt (fault last-seen when the
 	// agent's own time is missing).
 	Received time.Time

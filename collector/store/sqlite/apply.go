@@ -241,7 +241,8 @@ func (s *Store) applyBatch(ctx context.Context, st *txStmts, b *store.Batch) (st
 			obs[key] = o // a later sequence number is the newer reading
 		}
 	}
-	for _, f := range b.Derived {
+	for _, d := range b.Derived {
+		f := d.Fault
 		if f == nil {
 			continue
 		}

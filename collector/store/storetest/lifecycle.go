@@ -253,10 +253,10 @@ func testDerivedFaults(t *testing.T, s store.Store) {
 	// A derived fault of the key an agent report opens in the same batch
 	// merges into it; one of another class opens its own.
 	b := batch("n1", at(10), faultReport(1, io, sevWarning, disk("sda"), at(9)), obsReport(2, "diskstats", disk("sda"), at(9), 500))
-	b.Derived = []*hwhealv1.Fault{
+	b.Derived = derivedOf(
 		derived(io, sevCritical, disk("sda"), at(9), enforce, time.Hour),
 		derived(latency, sevWarning, disk("sda"), at(9), shadow, 0),
-	}
+	)
 	res := apply(t, s, b)
 	if res[0].AckedSeq != 2 || res[0].Duplicates != 0 {
 		t.Errorf("result %+v, want acked 2, no duplicates", res[0])
@@ -275,10 +275,10 @@ func testDerivedFaults(t *testing.T, s store.Store) {
 
 	// A batch of derived faults only (a peer rule): no stream, no acked
 	// sequence, the node's last_seen stays; the faults merge the same way.
-	res = apply(t, s, store.Batch{Node: "n1", Received: at(100), Derived: []*hwhealv1.Fault{
+	res = apply(t, s, store.Batch{Node: "n1", Received: at(100), Derived: derivedOf(
 		derived(latency, sevWarning, disk("sda"), at(100), shadow, 0),
 		derived(latency, sevWarning, disk("sdb"), at(100), shadow, 0),
-	}})
+	)})
 	if res[0].AckedSeq != 0 || res[0].Duplicates != 0 {
 		t.Errorf("derived-only result %+v, want acked 0, no duplicates", res[0])
 	}
@@ -296,7 +296,7 @@ func testDerivedFaults(t *testing.T, s store.Store) {
 	kr := kmsgReport(3, "boot-a", 7, io, disk("sdc"), at(120))
 	apply(t, s, batch("n1", at(120), kr))
 	again := proto.CloneOf(kr.GetFault())
-	res = apply(t, s, store.Batch{Node: "n1", Received: at(121), Derived: []*hwhealv1.Fault{again}})
+	res = apply(t, s, store.Batch{Node: "n1", Received: at(121), Derived: derivedOf(again)})
 	if res[0].Duplicates != 1 || len(res[0].Events) != 0 {
 		t.Errorf("derived fault of a counted kernel record: %+v, want 1 duplicate, no events", res[0])
 	}
@@ -306,7 +306,7 @@ func testDerivedFaults(t *testing.T, s store.Store) {
 	if _, err := s.Disconnected(ctxOf(t), "n1", at(200)); err != nil {
 		t.Fatal(err)
 	}
-	res = apply(t, s, store.Batch{Node: "n1", Received: at(200), Derived: []*hwhealv1.Fault{derived("disk.slow", sevWarning, disk("sde"), at(200), enforce, time.Minute)}})
+	res = apply(t, s, store.Batch{Node: "n1", Received: at(200), Derived: derivedOf(derived("disk.slow", sevWarning, disk("sde"), at(200), enforce, time.Minute))})
 	wantTypes(t, "derived fault of a disconnected node", res[0].Events, evFaultOpened)
 	slow := res[0].Events[0].GetFault().GetId()
 	if evs := resolveQuiet(t, s, at(200).Add(time.Hour)); len(evs) != 0 {
@@ -320,7 +320,7 @@ func testDerivedFaults(t *testing.T, s store.Store) {
 
 	// Errors: an unknown node, agent reports without a stream.
 	before := allEvents(t, s)
-	if _, err := s.Apply(ctxOf(t), []store.Batch{{Node: "ghost", Received: at(130), Derived: []*hwhealv1.Fault{derived(latency, sevWarning, disk("sda"), at(130), enforce, 0)}}}); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Apply(ctxOf(t), []store.Batch{{Node: "ghost", Received: at(130), Derived: derivedOf(derived(latency, sevWarning, disk("sda"), at(130), enforce, 0))}}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("derived faults for an unknown node: error %v, want ErrNotFound", err)
 	}
 	if _, err := s.Apply(ctxOf(t), []store.Batch{{Node: "n1", Received: at(130), Reports: []*hwhealv1.Report{faultReport(9, io, sevWarning, disk("sdd"), at(130))}}}); err == nil {
@@ -840,4 +840,13 @@ func testLifecycleSurvivesReopen(t *testing.T, reopen func(t *testing.T) store.S
 	evs := resolveQuiet(t, s, back.Add(2*clear))
 	wantTypes(t, "quiet after reopen", evs, evFaultResolved, evHealthChanged)
 	wantHealth(t, s, "n1", healthy, 1)
+}
+
+// derivedOf wraps faults as derived from readings of a test source.
+func derivedOf(faults ...*hwhealv1.Fault) []store.DerivedFault {
+	out := make([]store.DerivedFault, len(faults))
+	for i, f := range faults {
+		out[i] = store.DerivedFault{Fault: f, Source: "diskstats"}
+	}
+	return out
 }
