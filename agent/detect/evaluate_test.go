@@ -20,6 +20,7 @@ import (
 	"github.com/hwheal/hwheal/agent/source/netdev"
 	"github.com/hwheal/hwheal/agent/source/rasevent"
 	smartsrc "github.com/hwheal/hwheal/agent/source/smart"
+	"github.com/hwheal/hwheal/pkg/smart"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
 
@@ -49,6 +50,14 @@ func withSamples(o *hwhealv1.Observation, at time.Duration, kv ...any) *hwhealv1
 			c.Samples[i].Value = s.GetValue()
 		}
 	}
+	return c
+}
+
+// withoutSamples is a copy of o without the named samples: a reading that
+// does not carry them.
+func withoutSamples(o *hwhealv1.Observation, names ...string) *hwhealv1.Observation {
+	c := proto.Clone(o).(*hwhealv1.Observation)
+	c.Samples = slices.DeleteFunc(c.Samples, func(s *hwhealv1.Sample) bool { return slices.Contains(names, s.GetName()) })
 	return c
 }
 
@@ -82,6 +91,7 @@ func TestShippedEvaluatedRules(t *testing.T) {
 	intel := smartctlObservation(t, "INTEL_SSDPE2KX080T8_1.json", "nvme0n1", 0)
 	wdc := smartctlObservation(t, "WDC_WD20EFRX-68EUZN0_18.json", "sda", 0)
 	scsi := smartctlObservation(t, "SEAGATE_ST373453LC_27.json", "sdb", 0)
+	toshiba := smartctlObservation(t, "TOSHIBA_MG05ACA800E-sdw.json", "sdw", 0)
 	hotCore := func(over int) []any {
 		return []any{"core_0" + hwmon.SuffixCelsius, 95 + 10*over, "core_0" + hwmon.SuffixCritCelsius, 100, "core_0" + hwmon.SuffixOverCrit, over}
 	}
@@ -194,27 +204,45 @@ func TestShippedEvaluatedRules(t *testing.T) {
 				smartctlObservation(t, "ST3500418AS_11.json", "sda", 0), // 5 raw 1
 				smartctlObservation(t, "smart-ata-date2.json", "sdb", time.Minute),
 			},
-			// 187 raw 1 and 5 raw 1, read twice, unchanged.
+			// 187 raw 1 and 5 raw 1, read twice, unchanged; a drive
+			// whose error log holds two old uncorrectable reads (UNC),
+			// read twice.
 			quiet: []*hwhealv1.Observation{
 				smartctlObservation(t, "MB0500EBNCR_13.json", "sdc", 0),
 				smartctlObservation(t, "MB0500EBNCR_13.json", "sdc", 30*time.Minute),
 				smartctlObservation(t, "ST3500418AS_11.json", "sda", 0),
 				smartctlObservation(t, "ST3500418AS_11.json", "sda", 30*time.Minute),
+				toshiba,
+				withSamples(toshiba, 30*time.Minute),
 			},
 		},
 		"smart-ata-command-timeouts": {
 			fire: []*hwhealv1.Observation{
-				withSamples(wdc, 0, attrSample(188, "raw"), 2),
-				withSamples(wdc, 30*time.Minute, attrSample(188, "raw"), 5),
+				withSamples(wdc, 0, smart.AttrSample(188, "raw"), 2),
+				withSamples(wdc, 30*time.Minute, smart.AttrSample(188, "raw"), 5),
 			},
 			quiet: []*hwhealv1.Observation{
-				withSamples(wdc, 0, attrSample(188, "raw"), 2),
-				withSamples(wdc, 30*time.Minute, attrSample(188, "raw"), 2),
+				withSamples(wdc, 0, smart.AttrSample(188, "raw"), 2),
+				withSamples(wdc, 30*time.Minute, smart.AttrSample(188, "raw"), 2),
 			},
 		},
+		"smart-overall-failed": {
+			fire: []*hwhealv1.Observation{wdc, smartctlObservation(t, "smart-fail2.json", "sdd", time.Minute)},
+			// An NVMe drive's failed verdict is its critical warning
+			// byte (here: volatile memory backup failed), judged by bit.
+			quiet: []*hwhealv1.Observation{wdc, smartctlObservation(t, "nvme-null-SAMSUNG_MZWLL3T2HAJQ-00005-nvme0.json", "nvme1n1", 0)},
+		},
 		"smart-ata-threshold": {
-			fire:  []*hwhealv1.Observation{smartctlObservation(t, "smart-fail2.json", "sdd", 0)},
-			quiet: []*hwhealv1.Observation{wdc, smartctlObservation(t, "HGST_HUS724020ALE640_28.json", "sde", 0)},
+			fire: []*hwhealv1.Observation{smartctlObservation(t, "smart-fail2.json", "sdd", 0)},
+			quiet: []*hwhealv1.Observation{wdc, smartctlObservation(t, "HGST_HUS724020ALE640_28.json", "sde", 0),
+				// In standby: no values, nothing judged.
+				withSamples(obs(smartsrc.Name, wdc.GetPart(), 0), time.Hour, smartsrc.SampleStandby, 1, smartsrc.SampleReadError, 0)},
+		},
+		"smart-ata-selftest": {
+			fire: []*hwhealv1.Observation{wdc, smartctlObservation(t, "smart-fail2.json", "sdd", time.Minute)},
+			// The same drive with its failed tests superseded by a
+			// passed extended one: no sample, nothing to judge.
+			quiet: []*hwhealv1.Observation{wdc, withoutSamples(smartctlObservation(t, "smart-fail2.json", "sdd", 0), smart.SampleATASelfTestErrors)},
 		},
 		"smart-scsi-media": {
 			fire: []*hwhealv1.Observation{
@@ -280,55 +308,137 @@ func b2i(b bool) int {
 	return 0
 }
 
-// TestSmartRealDrives reads real drives' smartctl output as the agent's
-// SMART source reports it, twice 20 minutes apart, and checks what the
-// shipped rules make of it: the faulty drives raise their rules on the
-// first reading, the healthy ones never raise anything.
+// ruleSeverities is "rule/SEVERITY" of each fault, sorted.
+func ruleSeverities(fs []*hwhealv1.Fault) []string {
+	out := make([]string, 0, len(fs))
+	for _, f := range fs {
+		out = append(out, f.GetRule()+"/"+strings.TrimPrefix(f.GetSeverity().String(), "SEVERITY_"))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// realDrive reads a real drive as the agent's SMART source reports it:
+// smartctl --json output as smartctl read it, a libatasmart dump (.bin) as
+// the native reader does.
+func realDrive(t testing.TB, file, device string, at time.Duration) *hwhealv1.Observation {
+	t.Helper()
+	if name, ok := strings.CutSuffix(file, ".bin"); ok {
+		return nativeObservation(t, name, device, at)
+	}
+	return smartctlObservation(t, file, device, at)
+}
+
+// TestSmartRealDrives reads real drives' SMART data as the agent's SMART
+// source reports it, twice 20 minutes apart, and checks what the shipped
+// rules make of it: every verdict of the drive's own (pkg/smart.Assess, of
+// warning or above) that is not a lifetime count judged by its growth is
+// raised by the first reading with Assess's severity, the healthy drives
+// never raise anything.
 func TestSmartRealDrives(t *testing.T) {
 	rs := builtin(t)
 	for _, tc := range []struct {
 		file string
-		want []string // rules raised by the first reading
+		want []string // rule/severity raised by the first reading
 	}{
-		// Hitachi HDS721050DLE630: SMART failed, attribute 5 at its
-		// threshold now, 8 pending sectors.
-		{"smart-fail2.json", []string{"smart-ata-media", "smart-ata-threshold"}},
+		// Hitachi HDS721050DLE630: SMART failed, attribute 5
+		// (pre-failure) at its threshold now, 8 pending sectors, 3 failed
+		// self-tests.
+		{"smart-fail2.json", []string{"smart-ata-media/WARNING", "smart-ata-selftest/WARNING", "smart-ata-threshold/CRITICAL", "smart-overall-failed/CRITICAL"}},
 		// WDC WD140EDFZ: 10 reallocated, pending and offline uncorrectable.
-		{"smart-ata-date2.json", []string{"smart-ata-media"}},
+		{"smart-ata-date2.json", []string{"smart-ata-media/WARNING"}},
+		// Maxtor 6Y120P0, read natively: attribute 5's worst value went
+		// below its threshold once (it is above now); 1727 pending
+		// sectors, 1 offline uncorrectable.
+		{"Maxtor_6Y120P0.bin", []string{"smart-ata-media/WARNING", "smart-ata-threshold/WARNING"}},
 		// Samsung MZWLL3T2HAJQ: critical warning 0x10 (volatile memory
-		// backup failed).
-		{"nvme-null-SAMSUNG_MZWLL3T2HAJQ-00005-nvme0.json", []string{"nvme-critical-warning"}},
-		// Healthy, though two carry a lifetime count of 1 (5 and 187)
-		// and one 12 errors in its ATA error log.
+		// backup failed); its overall verdict is that byte.
+		{"nvme-null-SAMSUNG_MZWLL3T2HAJQ-00005-nvme0.json", []string{"nvme-critical-warning/CRITICAL"}},
+		// Healthy, though two carry a lifetime count of 1 (5 and 187),
+		// one 12 errors in its ATA error log and one two uncorrectable
+		// reads logged some 1,400 power-on hours ago (their growth is
+		// judged, TestSmartLaterReadings).
 		{"MB0500EBNCR_13.json", nil},
 		{"ST3500418AS_11.json", nil},
 		{"WDC_WD20EFRX-68EUZN0_18.json", nil},
 		{"HGST_HUS724020ALE640_28.json", nil},
+		{"TOSHIBA_MG05ACA800E-sdw.json", nil},
 		{"INTEL_SSDPE2KX080T8_1.json", nil},
 		{"SAMSUNG_MZVL21T0HCLR-00B00_23.json", nil},
 		{"SEAGATE_ST373453LC_27.json", nil},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			ev := detect.NewEvaluator(rs, detect.EvaluatorOptions{})
-			first := smartctlObservation(t, tc.file, "sda", 0)
-			var got []string
-			for _, f := range ev.Observe("n1", first) {
-				got = append(got, f.GetRule())
+			first := realDrive(t, tc.file, "sda", 0)
+			fs := ev.Observe("n1", first)
+			for _, f := range fs {
 				if f.GetPart().GetSerial() == "" || f.GetPart().GetSerial() != first.GetPart().GetSerial() {
 					t.Errorf("%s: part %v, want the drive's", f.GetRule(), f.GetPart())
 				}
-				if len(f.GetEvidence().GetSamples()) == 0 || f.GetEvidence().GetCaptures()["findings"] == "" {
+				if len(f.GetEvidence().GetSamples()) == 0 || f.GetSummary() == "" {
 					t.Errorf("%s: no evidence: %v", f.GetRule(), f.GetEvidence())
 				}
+				if r, _ := rs.Lookup(f.GetRule()); r.Kind == detect.KindSmart && f.GetEvidence().GetCaptures()["findings"] == "" {
+					t.Errorf("%s: no findings: %v", f.GetRule(), f.GetEvidence())
+				}
 			}
-			if !slices.Equal(got, tc.want) {
+			if got := ruleSeverities(fs); !slices.Equal(got, tc.want) {
 				t.Errorf("first reading raised %v, want %v", got, tc.want)
 			}
 			// Twenty minutes later, unchanged: nothing new to say (the
 			// faulty drives' faults are repeated after a quarter of their
 			// clear time, at least 30 minutes).
-			if fs := ev.Observe("n1", smartctlObservation(t, tc.file, "sda", 20*time.Minute)); len(fs) != 0 {
+			if fs := ev.Observe("n1", realDrive(t, tc.file, "sda", 20*time.Minute)); len(fs) != 0 {
 				t.Errorf("unchanged second reading raised %s", describe(fs))
+			}
+		})
+	}
+}
+
+// TestSmartLaterReadings follows real drives through later readings that
+// differ in one value, as the drives would report them: a verdict that
+// gets worse is raised again at once, one that goes away is not raised.
+func TestSmartLaterReadings(t *testing.T) {
+	rs := builtin(t)
+	maxtor := realDrive(t, "Maxtor_6Y120P0.bin", "sda", 0)
+	toshiba := realDrive(t, "TOSHIBA_MG05ACA800E-sdw.json", "sdw", 0)
+	fail := realDrive(t, "smart-fail2.json", "sdd", 0)
+	for _, tc := range []struct {
+		name  string
+		steps []*hwhealv1.Observation
+		want  [][]string // rule/severity raised by each step
+	}{
+		{"attribute 5 falls to its threshold again", []*hwhealv1.Observation{
+			maxtor,
+			// Value 40, threshold 63: the drive fails its own test now.
+			withSamples(maxtor, time.Minute, smart.AttrSample(5, "value"), 40, smart.SampleATAPrefailFailingNow, 1, smart.SampleATAPrefailFailedPast, 0),
+			withSamples(maxtor, 2*time.Minute),
+		}, [][]string{{"smart-ata-media/WARNING", "smart-ata-threshold/WARNING"}, {"smart-ata-threshold/CRITICAL"}, nil}},
+		{"a new uncorrectable read in the error log", []*hwhealv1.Observation{
+			toshiba,
+			withSamples(toshiba, time.Minute),
+			withSamples(toshiba, 2*time.Minute, smart.SampleATAErrorLogLastUNC, 3),
+			withSamples(toshiba, 3*time.Minute, smart.SampleATAErrorLogLastUNC, 3),
+		}, [][]string{nil, nil, {"smart-ata-media/WARNING"}, nil}},
+		{"failed self-tests superseded", []*hwhealv1.Observation{
+			fail,
+			withoutSamples(withSamples(fail, time.Minute), smart.SampleATASelfTestErrors),
+			// A test fails again a minute later: the fault raised a
+			// minute ago is still open, and one failure is not worse
+			// than three.
+			withSamples(fail, 2*time.Minute, smart.SampleATASelfTestErrors, 1),
+		}, [][]string{
+			{"smart-ata-media/WARNING", "smart-ata-selftest/WARNING", "smart-ata-threshold/CRITICAL", "smart-overall-failed/CRITICAL"},
+			nil,
+			nil,
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := detect.NewEvaluator(rs, detect.EvaluatorOptions{})
+			for i, o := range tc.steps {
+				if got := ruleSeverities(ev.Observe("n1", o)); !slices.Equal(got, tc.want[i]) {
+					t.Errorf("step %d raised %v, want %v", i, got, tc.want[i])
+				}
 			}
 		})
 	}

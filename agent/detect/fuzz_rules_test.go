@@ -27,7 +27,7 @@ func FuzzLoadFiles(f *testing.F) {
 	f.Add([]byte(goodRate), []byte(strings.Replace(goodRate, "increase: 6", "increase: 0x10", 1)))
 	f.Add([]byte(goodSmart), []byte("rules:\n  - name: media\n    severity: critical\n    clear_after: never\n"))
 	f.Add([]byte(goodOutlier+"    min_value: 1e3\n    direction: low\n"), []byte(goodAgent))
-	f.Add([]byte(goodAgent), []byte("rules:\n  - name_prefix: smart/\n    kind: agent\n    clear_after_by_class: {a.b: 1h}\n"))
+	f.Add([]byte(goodAgent), []byte("rules:\n  - name_prefix: vendor/\n    kind: agent\n    clear_after_by_class: {a.b: 1h}\n"))
 	f.Add([]byte("rules:\n  - {name: x, kind: smart, class: a.b, severity: info, any: [{attribute: '*', at_threshold: true}]}\n"), []byte(""))
 	f.Add([]byte("rules:\n  - &a {name: x, kind: agent}\n  - *a\n"), []byte("{"))
 	f.Add([]byte("rules: [{name: a, kind: rate, class: a.b, severity: info, source: s, sample: '*x*y', increase: 1, window: 1ns}]"), []byte("\x00"))

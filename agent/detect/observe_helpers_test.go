@@ -1,6 +1,7 @@
 package detect_test
 
 import (
+	"encoding/binary"
 	"encoding/csv"
 	"errors"
 	"io"
@@ -39,74 +40,6 @@ func obs(source string, part *hwhealv1.Part, at time.Duration, kv ...any) *hwhea
 	return o
 }
 
-// attrSample is agent/source/smart's name of an ATA attribute's field
-// (its attrSample is unexported: "ata_attr_<id>_<field>").
-func attrSample(id uint8, field string) string {
-	return "ata_attr_" + strconv.Itoa(int(id)) + "_" + field
-}
-
-// smartSamples maps a drive's report to samples the way agent/source/smart
-// does (samples.go's reportSamples, which is unexported), with its
-// exported sample names.
-func smartSamples(rep *smart.Report) []*hwhealv1.Sample {
-	var out []*hwhealv1.Sample
-	add := func(name string, v float64) { out = append(out, &hwhealv1.Sample{Name: name, Value: v}) }
-	add(smartsrc.SampleStandby, 0)
-	add(smartsrc.SampleReadError, 0)
-	if rep.OverallPassed != nil {
-		add(smartsrc.SampleSmartPassed, b2f(*rep.OverallPassed))
-	}
-	if rep.TemperatureC != 0 {
-		add(smartsrc.SampleTemperature, float64(rep.TemperatureC))
-	}
-	if h := rep.ATA; h != nil {
-		for _, a := range h.Attributes {
-			add(attrSample(a.ID, "value"), float64(a.Value))
-			add(attrSample(a.ID, "worst"), float64(a.Worst))
-			add(attrSample(a.ID, "thresh"), float64(a.Threshold))
-			add(attrSample(a.ID, "raw"), float64(a.Raw))
-		}
-		for _, c := range []struct {
-			name string
-			get  func() (uint64, bool)
-		}{
-			{smartsrc.SampleATAReallocated, h.ReallocatedSectors},
-			{smartsrc.SampleATAReportedUncorrect, h.ReportedUncorrect},
-			{smartsrc.SampleATACommandTimeout, h.CommandTimeout},
-			{smartsrc.SampleATAPending, h.PendingSectors},
-			{smartsrc.SampleATAOfflineUncorrectable, h.OfflineUncorrectable},
-		} {
-			if v, ok := c.get(); ok {
-				add(c.name, float64(v))
-			}
-		}
-	}
-	if h := rep.NVMe; h != nil {
-		add(smartsrc.SampleNVMeCriticalWarning, float64(h.CriticalWarning))
-		add(smartsrc.SampleNVMeAvailableSpare, float64(h.AvailableSpare))
-		add(smartsrc.SampleNVMeAvailableSpareThresh, float64(h.AvailableSpareThreshold))
-		add(smartsrc.SampleNVMePercentageUsed, float64(h.PercentageUsed))
-		add(smartsrc.SampleNVMeMediaErrors, float64(h.MediaErrors))
-		add(smartsrc.SampleNVMeErrorLogEntries, float64(h.NumErrLogEntries))
-	}
-	if h := rep.SCSI; h != nil {
-		if h.GrownDefects != nil {
-			add(smartsrc.SampleSCSIGrownDefects, float64(*h.GrownDefects))
-		}
-		if n, ok := h.UncorrectedErrors(); ok {
-			add(smartsrc.SampleSCSIUncorrectedErrors, float64(n))
-		}
-	}
-	return out
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 // smartctlObservation reads testdata/smart/<name> (smartctl --json) into
 // the observation the agent's SMART source would send for it.
 func smartctlObservation(t testing.TB, name, device string, at time.Duration) *hwhealv1.Observation {
@@ -120,12 +53,57 @@ func smartctlObservation(t testing.TB, name, device string, at time.Duration) *h
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	return &hwhealv1.Observation{
-		Time:    timestamppb.New(t0.Add(at)),
-		Source:  smartsrc.Name,
-		Part:    &hwhealv1.Part{Kind: hwhealv1.PartKind_PART_KIND_DISK, Name: device, Serial: rep.Serial, Model: rep.Model},
-		Samples: smartSamples(rep),
+	return reportObservation(rep, device, at, true)
+}
+
+// reportObservation is the observation the agent's SMART source sends for
+// one reading of a drive: pkg/smart.ReadingSamples, which the source and
+// the offline replay both use.
+func reportObservation(rep *smart.Report, device string, at time.Duration, bySmartctl bool) *hwhealv1.Observation {
+	o := &hwhealv1.Observation{
+		Time:   timestamppb.New(t0.Add(at)),
+		Source: smartsrc.Name,
+		Part:   &hwhealv1.Part{Kind: hwhealv1.PartKind_PART_KIND_DISK, Name: device, Serial: rep.Serial, Model: rep.Model},
 	}
+	for _, s := range smart.ReadingSamples(rep, bySmartctl) {
+		o.Samples = append(o.Samples, &hwhealv1.Sample{Name: s.Name, Value: s.Value})
+	}
+	return o
+}
+
+// nativeObservation reads testdata/smart/<name>.bin, one of libblockdev's
+// libatasmart dumps of a real drive (records of a 4-byte tag, a 4-byte
+// big-endian length and the data: IDFY, SMST, SMDT, SMTH), into the
+// observation the SMART source's native reader would send: the pages it
+// reads over SAT pass-through, parsed by pkg/smart.
+func nativeObservation(t testing.TB, name, device string, at time.Duration) *hwhealv1.Observation {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "smart", name+".bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := map[string][]byte{}
+	for len(b) > 0 {
+		if len(b) < 8 || uint32(len(b)-8) < binary.BigEndian.Uint32(b[4:8]) {
+			t.Fatalf("%s: truncated record", name)
+		}
+		n := binary.BigEndian.Uint32(b[4:8])
+		recs[string(b[:4])] = b[8 : 8+n]
+		b = b[8+n:]
+	}
+	id, err := smart.ParseATAIdentify(recs["IDFY"])
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	h, err := smart.ParseATASmartPages(recs["SMDT"], recs["SMTH"])
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if len(recs["SMST"]) != 4 {
+		t.Fatalf("%s: no SMART RETURN STATUS", name)
+	}
+	passed := binary.BigEndian.Uint32(recs["SMST"]) != 0
+	return reportObservation(&smart.Report{Protocol: smart.ProtocolATA, Model: id.Model, Serial: id.Serial, OverallPassed: &passed, ATA: h}, device, at, false)
 }
 
 // driveDay is one daily Backblaze Drive Stats row of one drive.
@@ -190,9 +168,9 @@ func readBackblaze(t testing.TB, r io.Reader) (map[string][]driveDay, []string) 
 			}
 			switch field {
 			case "raw":
-				o.Samples = append(o.Samples, &hwhealv1.Sample{Name: attrSample(uint8(n), "raw"), Value: v})
+				o.Samples = append(o.Samples, &hwhealv1.Sample{Name: smart.AttrSample(uint8(n), "raw"), Value: v})
 			case "normalized":
-				o.Samples = append(o.Samples, &hwhealv1.Sample{Name: attrSample(uint8(n), "value"), Value: v})
+				o.Samples = append(o.Samples, &hwhealv1.Sample{Name: smart.AttrSample(uint8(n), "value"), Value: v})
 			}
 		}
 		if _, ok := drives[serial]; !ok {

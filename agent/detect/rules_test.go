@@ -355,6 +355,13 @@ func TestAnnotate(t *testing.T) {
     enabled: false
   - name: mce-record
     mode: shadow
+  # A family of agent rules, as a vendor plugin would raise them.
+  - name_prefix: "vendor/"
+    kind: agent
+    part: disk
+    clear_after: never
+    clear_after_by_class:
+      nvme.critical_warning: 24h
   # A replaced pattern rule: the agents still match the shipped one.
   - name: hung-task
     class: kernel.hung_task
@@ -387,8 +394,11 @@ func TestAnnotate(t *testing.T) {
 		{"agent rule by class: ue", rasevent.RuleMCEvent, "memory.ue", crit, crit, enforce, never, true},
 		{"agent rule by class: ce", rasevent.RuleMCEvent, "memory.ce", info, info, enforce, 24 * time.Hour, true},
 		{"agent rule patched to shadow", rasevent.RuleMCERecord, "cpu.mce_corrected", info, info, shadow, 24 * time.Hour, true},
-		{"agent rule by prefix", "smart/" + smart.CodeATAPending, "disk.media", warn, warn, enforce, never, true},
-		{"agent rule by prefix and class", "smart/" + smart.CodeNVMeCriticalWarning + ".temperature", "nvme.critical_warning", warn, warn, enforce, 24 * time.Hour, true},
+		{"agent rule by prefix", "vendor/ata.pending_sectors", "disk.media", warn, warn, enforce, never, true},
+		{"agent rule by prefix and class", "vendor/nvme.temperature", "nvme.critical_warning", warn, warn, enforce, 24 * time.Hour, true},
+		// The SMART source raises no faults (the collector's smart rules
+		// judge its readings): nothing declares its old rule names.
+		{"former SMART agent rule", "smart/" + smart.CodeATAPending, "disk.media", warn, warn, enforce, detect.DefaultClearAfter, true},
 		{"disabled agent rule", netlink.RuleBondDegraded, "nic.bond_degraded", warn, warn, enforce, 24 * time.Hour, false},
 		{"unknown rule", "gpu-ecc-sram", "gpu.memory", crit, crit, enforce, detect.DefaultClearAfter, true},
 		{"no rule", "", "node.unknown", warn, warn, enforce, detect.DefaultClearAfter, true},
@@ -412,23 +422,23 @@ func TestAnnotate(t *testing.T) {
 // wins, wherever it is in the files; an exact name wins over any prefix.
 func TestLookupPrefix(t *testing.T) {
 	rs := loadRules(t, `rules:
-  - name_prefix: "smart/"
+  - name_prefix: "vendor/"
     kind: agent
     clear_after: never
-  - name_prefix: "smart/nvme."
+  - name_prefix: "vendor/nvme."
     kind: agent
     clear_after: 1h
-  - name: smart/nvme.media_errors
+  - name: vendor/nvme.media_errors
     kind: agent
     clear_after: 2h
 `)
 	for _, tc := range []struct {
 		name, rule string
 	}{
-		{"smart/ata.pending_sectors", "smart/*"},
-		{"smart/nvme.percentage_used", "smart/nvme.*"},
-		{"smart/nvme.media_errors", "smart/nvme.media_errors"},
-		{"smart", ""},
+		{"vendor/ata.pending_sectors", "vendor/*"},
+		{"vendor/nvme.percentage_used", "vendor/nvme.*"},
+		{"vendor/nvme.media_errors", "vendor/nvme.media_errors"},
+		{"vendor", ""},
 		{"nvme.media_errors", ""},
 	} {
 		r, ok := rs.Lookup(tc.name)
@@ -456,27 +466,18 @@ func TestAgentRulesDeclared(t *testing.T) {
 		rasevent.RuleMCEvent, rasevent.RuleMCERecord, rasevent.RuleAEREvent, rasevent.RuleMemoryFailure,
 		netlink.RuleLinkFlap, netlink.RuleBondDegraded,
 	}
-	// agent/source/smart raises "smart/" + the first finding code of a
-	// class (faults.go); every code pkg/smart.Assess can return.
-	for _, code := range []string{
-		smart.CodeOverallFailed, smart.CodeATAPrefailFailingNow, smart.CodeATAPrefailFailedPast,
-		smart.CodeATAOldAgeFailingNow, smart.CodeATAOldAgeFailedPast, smart.CodeATAReallocated,
-		smart.CodeATAReportedUncorrect, smart.CodeATACommandTimeout, smart.CodeATAPending,
-		smart.CodeATAOfflineUncorrect, smart.CodeATAErrorLog, smart.CodeATAErrorLogUNC,
-		smart.CodeATASelfTestFailed, smart.CodeNVMeCriticalWarning + ".spare", smart.CodeNVMeSpareBelow,
-		smart.CodeNVMePercentageUsed, smart.CodeNVMeMediaErrors, smart.CodeSCSIGrownDefects,
-		smart.CodeSCSIUncorrectedErrors,
-	} {
-		names = append(names, "smart/"+code)
-	}
 	for _, name := range names {
 		r, ok := rs.Lookup(name)
 		if !ok || r.Kind != detect.KindAgent {
 			t.Errorf("agent rule %q: no agent declaration in rules/agent.yaml (found %+v)", name, r)
 		}
 	}
-	if r, ok := rs.Lookup("smart"); ok {
-		t.Errorf("Lookup(smart) = %s: a prefix matches only names that start with it", r.Name)
+	// The SMART source raises none: the smart rules of hardware.yaml are
+	// the one place a SMART reading becomes a fault.
+	for _, r := range rs.Rules() {
+		if r.Kind == detect.KindAgent && (r.Source == "smart" || strings.HasPrefix(r.Name, "smart")) {
+			t.Errorf("agent rule %s declares SMART faults the agent no longer raises", r.Name)
+		}
 	}
 }
 

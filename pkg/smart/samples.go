@@ -41,6 +41,27 @@ const (
 	SampleATAOfflineUncorrectable = "ata_offline_uncorrectable" // 198
 	SampleATAUDMACRCErrors        = "ata_udma_crc_errors"       // 199
 
+	// ATA, the drive's own verdict per attribute (smartctl's WHEN_FAILED
+	// column) for the attributes that predict failure: how many
+	// pre-failure attributes are at or below their threshold now
+	// (FAILING_NOW, what fails the overall verdict), and how many were in
+	// the past but are not now (In_the_past: their worst value was). Only
+	// the pre-failure flag tells these apart from old-age attributes at
+	// their threshold, and no other sample carries it. Every reading of an
+	// attribute table has both, 0 included.
+	SampleATAPrefailFailingNow = "ata_prefail_failing_now"
+	SampleATAPrefailFailedPast = "ata_prefail_failed_past"
+	// ATA logs, where the reading has them (smartctl -a or -x; the agent's
+	// own readings leave the logs alone). SampleATASelfTestErrors is the
+	// number of failed self-tests no later passed extended test superseded,
+	// sent when there is one. SampleATAErrorLogLastUNC is the number the
+	// drive gave the newest uncorrectable read (UNC) its error log kept
+	// (its lifetime error count at the time), 0 when none of the kept
+	// entries is one; sent when the log has entries. It grows with every
+	// new UNC the drive logs, also once the log holds nothing else.
+	SampleATASelfTestErrors  = "ata_selftest_errors"
+	SampleATAErrorLogLastUNC = "ata_error_log_last_unc"
+
 	// NVMe SMART / Health Information log (02h).
 	SampleNVMeCriticalWarning       = "nvme_critical_warning" // the bit mask
 	SampleNVMeAvailableSpare        = "nvme_available_spare"  // percent
@@ -79,7 +100,8 @@ func AttrSample(id uint8, field string) string {
 
 // Samples turns a drive's health into samples, in a stable order: the
 // verdict, temperature and hours, then every ATA attribute, the named ATA
-// counters, the NVMe health log, the SCSI counters.
+// counters, the pre-failure verdicts and the logs, the NVMe health log,
+// the SCSI counters.
 func Samples(rep *Report) []Sample {
 	var out []Sample
 	add := func(name string, v float64) { out = append(out, Sample{Name: name, Value: v}) }
@@ -114,6 +136,26 @@ func Samples(rep *Report) []Sample {
 				add(c.name, float64(v))
 			}
 		}
+		if len(h.Attributes) > 0 {
+			var now, past float64
+			for _, a := range h.Attributes {
+				switch {
+				case !a.Prefailure:
+				case a.FailedNow:
+					now++
+				case a.FailedPast:
+					past++
+				}
+			}
+			add(SampleATAPrefailFailingNow, now)
+			add(SampleATAPrefailFailedPast, past)
+		}
+		if h.SelfTestErrors > 0 {
+			add(SampleATASelfTestErrors, float64(h.SelfTestErrors))
+		}
+		if len(h.ErrorLog) > 0 {
+			add(SampleATAErrorLogLastUNC, float64(lastUNC(h.ErrorLog)))
+		}
 	}
 	if h := rep.NVMe; h != nil {
 		add(SampleNVMeCriticalWarning, float64(h.CriticalWarning))
@@ -145,6 +187,18 @@ func Samples(rep *Report) []Sample {
 		}
 	}
 	return out
+}
+
+// lastUNC is the highest error number among the uncorrectable reads
+// (UNC, as Assess counts them) of the log's entries, 0 for none.
+func lastUNC(log []ATAErrorLogEntry) uint64 {
+	var n uint64
+	for _, e := range log {
+		if hasToken(e.Description, "UNC") {
+			n = max(n, e.Number)
+		}
+	}
+	return n
 }
 
 func b2f(b bool) float64 {

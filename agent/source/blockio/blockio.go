@@ -10,6 +10,11 @@
 //     log2 latency histogram from issue to completion, with estimated p50
 //     and p99.
 //
+// Both name the disk as the other sources do: its kernel name, and the
+// model, serial number and controller sysfs gives (diskstats.Identify),
+// so that a fault names the drive to replace and the collector compares
+// a disk's latency with disks of its own model.
+//
 // # Attach strategy
 //
 // tp_btf programs come first: they get the struct request * itself, so the
@@ -43,8 +48,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -94,7 +97,8 @@ const (
 // Config configures the source.
 type Config struct {
 	// Root is where /sys is found, to name disks by their device number
-	// (<root>/sys/dev/block/MAJ:MIN). Empty means "/". The BPF programs
+	// (<root>/sys/dev/block/MAJ:MIN) and read their model and serial
+	// number. Empty means "/". The BPF programs
 	// always trace the running kernel.
 	Root string
 	// Interval between latency observations; 0 means DefaultInterval.
@@ -131,9 +135,9 @@ func (c Config) Validate() error {
 
 // Source traces block requests. It implements source.Prober.
 type Source struct {
-	cfg  Config
-	root string
-	log  *slog.Logger
+	cfg   Config
+	log   *slog.Logger
+	disks *disks
 
 	errs atomic.Uint64
 
@@ -153,7 +157,7 @@ func New(cfg Config) *Source {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Source{cfg: cfg, root: cmp.Or(cfg.Root, "/"), log: log.With("source", Name)}
+	return &Source{cfg: cfg, log: log.With("source", Name), disks: newDisks(cmp.Or(cfg.Root, "/"))}
 }
 
 // Name implements source.Source.
@@ -320,9 +324,10 @@ func (s *Source) observe(t *tracer, now time.Time, interval time.Duration) ([]*h
 	}
 	ts := timestamppb.New(now)
 	obs := make([]*hwhealv1.Observation, 0, len(cur))
+	present := make(map[string]bool, len(cur))
 	for _, dev := range sortedDevs(cur) {
 		d := cur[dev].sub(t.prev[dev])
-		name, ok := s.lookupDisk(dev)
+		part, ok := s.disks.part(dev)
 		if !ok && d.total() == 0 && d.Errors == 0 {
 			// A disk that is gone and quiet: stop observing it (its
 			// counters start over if its number comes back).
@@ -330,14 +335,16 @@ func (s *Source) observe(t *tracer, now time.Time, interval time.Duration) ([]*h
 			delete(cur, dev)
 			continue
 		}
+		present[part.GetName()] = true
 		obs = append(obs, &hwhealv1.Observation{
 			Time:    ts,
 			Source:  Name,
-			Part:    &hwhealv1.Part{Kind: hwhealv1.PartKind_PART_KIND_DISK, Name: name},
+			Part:    part,
 			Samples: d.samples(interval),
 		})
 	}
 	t.prev = cur
+	s.disks.retain(present)
 	return obs, nil
 }
 
@@ -352,7 +359,8 @@ func (s *Source) fault(t *tracer, r record) *hwhealv1.Fault {
 		s.log.Debug("failed block request not raised", "dev", devName(r), "sector", r.Sector, "op", op, "status", status)
 		return nil
 	}
-	name := s.diskName(r.Dev)
+	part, _ := s.disks.part(r.Dev)
+	name := part.GetName()
 	if notServerDisk(name) {
 		s.log.Debug("failed block request on a floppy or optical drive not raised", "dev", name, "sector", r.Sector, "op", op, "status", status)
 		return nil
@@ -361,7 +369,7 @@ func (s *Source) fault(t *tracer, r record) *hwhealv1.Fault {
 	return &hwhealv1.Fault{
 		FaultClass: class,
 		Severity:   hwhealv1.Severity_SEVERITY_CRITICAL,
-		Part:       &hwhealv1.Part{Kind: hwhealv1.PartKind_PART_KIND_DISK, Name: name},
+		Part:       part,
 		Rule:       Rule,
 		Time:       timestamppb.New(monoToWall(r.KtimeNs)),
 		Summary:    fmt.Sprintf("%s error on %s at sector %s (%s)", status, name, sector, op),
@@ -382,23 +390,6 @@ func (s *Source) fault(t *tracer, r record) *hwhealv1.Fault {
 // devices out, so both sources agree.
 func notServerDisk(name string) bool {
 	return strings.HasPrefix(name, "fd") || strings.HasPrefix(name, "sr")
-}
-
-// diskName names a kernel dev_t by its /sys/dev/block link ("loop0");
-// "MAJ:MIN" when the disk is gone.
-func (s *Source) diskName(dev uint32) string {
-	name, _ := s.lookupDisk(dev)
-	return name
-}
-
-// lookupDisk is diskName, and whether the disk was found.
-func (s *Source) lookupDisk(dev uint32) (string, bool) {
-	mm := fmt.Sprintf("%d:%d", dev>>20, dev&(1<<20-1))
-	target, err := os.Readlink(filepath.Join(s.root, "sys", "dev", "block", mm))
-	if err != nil {
-		return mm, false
-	}
-	return filepath.Base(target), true
 }
 
 // sortedDevs returns the devices of m in order.

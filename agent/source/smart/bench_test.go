@@ -51,7 +51,7 @@ func BenchmarkReadSmartctlATA(b *testing.B) {
 
 // BenchmarkInterval is the source's own cost for one interval over 16
 // drives whose readers answer at once (recorded smartctl reports): the
-// parallel reads, observations and fault tracking.
+// parallel reads and the observations.
 func BenchmarkInterval(b *testing.B) {
 	r := newFakeReader(PreferSmartctl)
 	var disks []sysDisk
@@ -73,6 +73,5 @@ func BenchmarkInterval(b *testing.B) {
 	for b.Loop() {
 		rd := s.read(ctx)
 		_ = rd.observations()
-		_ = s.track(rd)
 	}
 }

@@ -10,8 +10,8 @@ import (
 )
 
 // Reader reads one drive's health into pkg/smart's normalized model. It is
-// the seam between the source (discovery, scheduling, timeouts, faults)
-// and the ways of talking to a drive.
+// the seam between the source (discovery, scheduling, timeouts,
+// observations) and the ways of talking to a drive.
 //
 // A reader must not wake a drive that is spun down: it returns a Report
 // with Standby set instead, and reads nothing else. It must never send a

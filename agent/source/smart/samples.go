@@ -24,6 +24,10 @@ const (
 	SampleATAPending                = smart.SampleATAPending
 	SampleATAOfflineUncorrectable   = smart.SampleATAOfflineUncorrectable
 	SampleATAUDMACRCErrors          = smart.SampleATAUDMACRCErrors
+	SampleATAPrefailFailingNow      = smart.SampleATAPrefailFailingNow
+	SampleATAPrefailFailedPast      = smart.SampleATAPrefailFailedPast
+	SampleATASelfTestErrors         = smart.SampleATASelfTestErrors
+	SampleATAErrorLogLastUNC        = smart.SampleATAErrorLogLastUNC
 	SampleNVMeCriticalWarning       = smart.SampleNVMeCriticalWarning
 	SampleNVMeAvailableSpare        = smart.SampleNVMeAvailableSpare
 	SampleNVMeAvailableSpareThresh  = smart.SampleNVMeAvailableSpareThresh

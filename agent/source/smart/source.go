@@ -1,8 +1,10 @@
 // Package smart is the agent's SMART source: every interval (30 minutes by
 // default, like smartd) it reads the health of every SATA, SAS and NVMe
-// drive under <root>/sys/block, emits one observation per drive and raises
-// a fault for what the drive says about itself (pkg/smart.Assess), once
-// when it appears and again only when it gets worse.
+// drive under <root>/sys/block and emits one observation per drive, with
+// every value the drive reports (pkg/smart.ReadingSamples). It raises no
+// faults: the collector's smart rules (agent/detect/rules/hardware.yaml)
+// judge the readings, so that what a drive says about itself becomes a
+// fault in one place, with one clear time, also when replayed offline.
 //
 // Drives are read natively (NativeReader: NVMe health log, ATA SMART
 // through SAT pass-through) and, for drives the native reader cannot talk
@@ -117,8 +119,7 @@ type Source struct {
 	busy busy // drives whose read has not returned, Run's and Probe's
 
 	mu          sync.Mutex
-	memory      map[string]memory // by disk name
-	unsupported map[string]bool   // disks no reader can read, logged once
+	unsupported map[string]bool // disks no reader can read, logged once
 }
 
 var _ source.Prober = (*Source)(nil)
@@ -135,7 +136,6 @@ func New(cfg Config) *Source {
 		log:         cfg.Logger,
 		invalid:     cfg.Validate(),
 		busy:        busy{since: map[string]time.Time{}},
-		memory:      map[string]memory{},
 		unsupported: map[string]bool{},
 	}
 	if s.log == nil {
@@ -187,9 +187,6 @@ func (s *Source) Run(ctx context.Context, sink source.Sink) error {
 		for _, o := range rd.observations() {
 			sink.Observe(o)
 		}
-		for _, f := range s.track(rd) {
-			sink.Raise(f)
-		}
 		if err := rd.err(); err != nil {
 			s.errs.Add(1)
 			s.log.Error("read SMART", "err", err)
@@ -216,8 +213,8 @@ func (s *Source) noteUnsupported(rd *reading) {
 }
 
 // Probe reads every drive once, under the same rules as Run (nothing
-// woken, the same timeouts), for `hwheal-agent inspect`. Its faults are
-// everything the drives say now; it does not change what Run remembers.
+// woken, the same timeouts), for `hwheal-agent inspect`: the readings, no
+// faults (the collector judges them), and a note of what was read.
 func (s *Source) Probe(ctx context.Context) source.Probe {
 	p := source.Probe{Source: Name}
 	if s.invalid != nil {
@@ -230,10 +227,16 @@ func (s *Source) Probe(ctx context.Context) source.Probe {
 		return p
 	}
 	p.Observations = rd.observations()
+	var read, standby, failed int
 	for _, r := range rd.results {
-		if r.rep != nil {
-			fs, _ := faultsFor(r, nil)
-			p.Faults = append(p.Faults, fs...)
+		switch {
+		case r.unsupported():
+		case r.err != nil:
+			failed++
+		case r.rep.Standby:
+			standby++
+		default:
+			read++
 		}
 		if r.err != nil {
 			p.Errors = append(p.Errors, r.err.Error())
@@ -242,6 +245,7 @@ func (s *Source) Probe(ctx context.Context) source.Probe {
 	if rd.discoverErr != nil {
 		p.Errors = append(p.Errors, rd.discoverErr.Error())
 	}
+	p.Notes = append(p.Notes, fmt.Sprintf("%d drives read, %d left in standby, %d not read; the collector's smart rules judge the readings", read, standby, failed))
 	return p
 }
 

@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/hwheal/hwheal/agent/detect"
 	"github.com/hwheal/hwheal/agent/source/sourcetest"
 	"github.com/hwheal/hwheal/pkg/smart"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
@@ -79,13 +82,15 @@ func (d jsonDoc) num(path ...string) (float64, bool) {
 	return f, ok
 }
 
-// TestObservationSamples reads four real drives (smartctl JSON: a healthy
-// and a failing SATA HDD, an NVMe SSD, a SAS HDD) through the reader seam
-// and checks every sample against the JSON file itself.
+// TestObservationSamples reads five real drives (smartctl JSON: a healthy
+// and a failing SATA HDD, one whose error log holds uncorrectable reads,
+// an NVMe SSD, a SAS HDD) through the reader seam and checks every sample
+// against the JSON file itself.
 func TestObservationSamples(t *testing.T) {
 	for _, file := range []string{
 		"sat-HGST_Ultrastar_7K6000-HGST_HUS726020ALE614-sda.json",
 		"smart-fail2.json",
+		"sat-TOSHIBA_MG05ACA800E-sdw.json",
 		"nvme-null-Samsung_SSD_970_EVO_Plus_250GB-nvme0.json",
 		"SEAGATE_ST373453LC_27.json",
 	} {
@@ -121,8 +126,17 @@ func TestObservationSamples(t *testing.T) {
 				want[SamplePowerOnHours] = v
 			}
 			if attrs, ok := doc["ata_smart_attributes"].(map[string]any); ok {
+				want[SampleATAPrefailFailingNow], want[SampleATAPrefailFailedPast] = 0, 0
 				for _, a := range attrs["table"].([]any) {
 					a := jsonDoc(a.(map[string]any))
+					if pre, _ := a["flags"].(map[string]any)["prefailure"].(bool); pre {
+						switch a["when_failed"] {
+						case "now":
+							want[SampleATAPrefailFailingNow]++
+						case "past":
+							want[SampleATAPrefailFailedPast]++
+						}
+					}
 					id, _ := a.num("id")
 					key := fmt.Sprintf("ata_attr_%d_", int(id))
 					want[key+"value"], _ = a.num("value")
@@ -145,6 +159,35 @@ func TestObservationSamples(t *testing.T) {
 						want[SampleATAUDMACRCErrors] = raw
 					}
 				}
+			}
+			for _, log := range []string{"extended", "standard"} {
+				total, ok := doc.num("ata_smart_self_test_log", log, "error_count_total")
+				if !ok {
+					continue
+				}
+				outdated, _ := doc.num("ata_smart_self_test_log", log, "error_count_outdated")
+				if total > outdated {
+					want[SampleATASelfTestErrors] = total - outdated
+				}
+				break
+			}
+			for _, log := range []string{"extended", "summary"} {
+				logs, _ := doc["ata_smart_error_log"].(map[string]any)
+				l, ok := logs[log].(map[string]any)
+				if !ok {
+					continue
+				}
+				if table, _ := l["table"].([]any); len(table) > 0 {
+					want[SampleATAErrorLogLastUNC] = 0
+					for _, e := range table {
+						e := jsonDoc(e.(map[string]any))
+						desc, _ := e["error_description"].(string)
+						if n, _ := e.num("error_number"); strings.Contains(desc, "Error: UNC") {
+							want[SampleATAErrorLogLastUNC] = max(want[SampleATAErrorLogLastUNC], n)
+						}
+					}
+				}
+				break
 			}
 			if _, ok := doc["nvme_smart_health_information_log"]; ok {
 				for sample, key := range map[string]string{
@@ -190,22 +233,14 @@ func TestObservationSamples(t *testing.T) {
 	}
 }
 
-// faultSet is "class/severity" of each fault, sorted.
-func faultSet(fs []*hwhealv1.Fault) []string {
+// ruleSet is "rule/SEVERITY" of each fault, sorted.
+func ruleSet(fs []*hwhealv1.Fault) []string {
 	var out []string
 	for _, f := range fs {
-		out = append(out, f.GetFaultClass()+"/"+strings.TrimPrefix(f.GetSeverity().String(), "SEVERITY_"))
+		out = append(out, f.GetRule()+"/"+strings.TrimPrefix(f.GetSeverity().String(), "SEVERITY_"))
 	}
 	slices.Sort(out)
 	return out
-}
-
-func evidence(f *hwhealv1.Fault) map[string]float64 {
-	m := map[string]float64{}
-	for _, s := range f.GetEvidence().GetSamples() {
-		m[s.GetName()] = s.GetValue()
-	}
-	return m
 }
 
 // withRaw returns the pages with attribute id's raw value set, and the
@@ -246,94 +281,93 @@ func withAttr(t *testing.T, b blob, id uint8, set func(entry []byte)) blob {
 	return b
 }
 
-// TestFaultsOnceAndWhenWorse follows one real failing drive (libblockdev's
-// Maxtor 6Y120P0: 1783 reallocated, 1727 pending sectors, attribute 5 once
-// below its threshold) through the native reader over several intervals:
-// its faults are raised at the first reading, not again while nothing
-// changes, again when the pending count grows, not when it shrinks, not
-// for a standby interval, and anew for another drive under the same name.
-func TestFaultsOnceAndWhenWorse(t *testing.T) {
+// TestReadingsJudgedByCollectorRules follows one real failing drive
+// (libblockdev's Maxtor 6Y120P0: 1783 reallocated, 1727 pending sectors,
+// attribute 5 once below its threshold) through the native reader over
+// several intervals, and gives each observation to the collector's shipped
+// rules (agent/detect's Evaluator, as collector/classify runs it): what the
+// drive says about itself is raised from the observations alone, at the
+// first reading, not again while nothing changes, again when the pending
+// count grows or attribute 5 fails now, never for a standby interval, and
+// anew for another drive under the same name. The source itself raises
+// nothing.
+func TestReadingsJudgedByCollectorRules(t *testing.T) {
+	rules, err := detect.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := detect.NewEvaluator(rules, detect.EvaluatorOptions{})
 	maxtor := readBlob(t, filepath.Join(blobDir, "Maxtor_6Y120P0.bin"))
 	wdc := readBlob(t, filepath.Join(blobDir, "WDC_WD20EARS-00MVWB0.bin"))
 	root := diskTree(t, sataDisk("sda", 1))
 	drive := newPageDrive(maxtor)
 	s := New(Config{Root: root, Readers: []Reader{nativeFor(map[string]*pageDrive{filepath.Join(root, "dev/sda"): drive})}})
+	at := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
 	step := func(b blob, power uint8) ([]*hwhealv1.Fault, *hwhealv1.Observation) {
 		t.Helper()
 		drive.b, drive.power = b, power
+		sink := &sourcetest.Sink{}
 		rd := s.read(context.Background())
 		if err := rd.err(); err != nil {
 			t.Fatal(err)
 		}
-		return s.track(rd), rd.observations()[0]
+		for _, o := range rd.observations() {
+			sink.Observe(o)
+		}
+		obs := sink.Observations()
+		if len(obs) != 1 {
+			t.Fatalf("%d observations", len(obs))
+		}
+		// Thirty minutes apart, as the source reads by default.
+		at = at.Add(DefaultInterval)
+		obs[0].Time = timestamppb.New(at)
+		return ev.Observe("n1", obs[0]), obs[0]
 	}
 
 	fs, obs := step(maxtor, 0xff)
-	if got, want := faultSet(fs), []string{"disk.media/WARNING", "disk.smart_failing/WARNING"}; !slices.Equal(got, want) {
+	if got, want := ruleSet(fs), []string{"smart-ata-media/WARNING", "smart-ata-threshold/WARNING"}; !slices.Equal(got, want) {
 		t.Fatalf("first reading raised %v, want %v", got, want)
 	}
 	for _, f := range fs {
 		if f.GetPart().GetName() != "sda" || f.GetPart().GetSerial() != "Y3NJWLDE" || f.GetPart().GetModel() != "Maxtor 6Y120P0" {
 			t.Errorf("part %v", f.GetPart())
 		}
-		if f.GetTime() == nil || !strings.HasPrefix(f.GetSummary(), "sda: ") || f.GetEvidence().GetCaptures()["reader"] != "native" {
-			t.Errorf("fault %v", f)
-		}
 	}
-	media := fs[slices.IndexFunc(fs, func(f *hwhealv1.Fault) bool { return f.GetFaultClass() == ClassMedia })]
-	ev := evidence(media)
-	if ev[SampleATAReallocated] != 1783 || ev[SampleATAPending] != 1727 || ev[SampleATAOfflineUncorrectable] != 1 || ev["ata_attr_5_raw"] != 1783 {
-		t.Errorf("media evidence %v", ev)
-	}
-	if c := media.GetEvidence().GetCaptures()["findings"]; c != "ata.reallocated_sectors ata.pending_sectors ata.offline_uncorrectable" {
-		t.Errorf("findings %q", c)
-	}
-	if s := sourcetest.SampleMap(obs); s[SampleATAPending] != 1727 || s[SampleSmartPassed] != 1 {
+	if s := sourcetest.SampleMap(obs); s[SampleATAPending] != 1727 || s[SampleSmartPassed] != 1 ||
+		s[SampleATAPrefailFailedPast] != 1 || s[SampleATAPrefailFailingNow] != 0 {
 		t.Errorf("observation %v", s)
 	}
-
 	if fs, _ := step(maxtor, 0xff); len(fs) != 0 {
-		t.Fatalf("unchanged drive raised %v", faultSet(fs))
+		t.Fatalf("unchanged drive raised %v", ruleSet(fs))
 	}
-	grown := withRaw(t, maxtor, 197, 1732)
-	fs, _ = step(grown, 0xff)
-	if got := faultSet(fs); !slices.Equal(got, []string{"disk.media/WARNING"}) {
-		t.Fatalf("pending 1727 -> 1732 raised %v, want disk.media again", got)
+	// Reallocated sectors grow: the media rule judges growth.
+	grown := withRaw(t, maxtor, 5, 1790)
+	if fs, _ = step(grown, 0xff); !slices.Equal(ruleSet(fs), []string{"smart-ata-media/WARNING"}) {
+		t.Fatalf("reallocated 1783 -> 1790 raised %v, want smart-ata-media again", ruleSet(fs))
 	}
-	if prev := fs[0].GetEvidence().GetCaptures()["previous"]; prev != "ata.pending_sectors was 1727" || evidence(fs[0])[SampleATAPending] != 1732 {
-		t.Errorf("previous %q, evidence %v", prev, evidence(fs[0]))
+	if prev := fs[0].GetEvidence().GetCaptures()["ata_attr_5_raw.previous"]; prev != "1783" {
+		t.Errorf("previous %q, evidence %v", prev, fs[0].GetEvidence())
+	}
+	fs, obs = step(grown, 0x00)
+	if len(fs) != 0 || sourcetest.SampleMap(obs)[SampleStandby] != 1 || len(obs.GetSamples()) != 2 {
+		t.Fatalf("standby: faults %v, samples %v", ruleSet(fs), sourcetest.SampleMap(obs))
 	}
 	if fs, _ := step(grown, 0xff); len(fs) != 0 {
-		t.Fatalf("unchanged drive raised %v", faultSet(fs))
+		t.Fatalf("after standby the same drive raised %v", ruleSet(fs))
 	}
-	if fs, _ := step(maxtor, 0xff); len(fs) != 0 {
-		t.Fatalf("fewer pending sectors raised %v", faultSet(fs))
+	// Attribute 5 falls to its threshold (63) now: the drive fails its
+	// own test, critical; then recovers above it.
+	if fs, _ = step(withValue(t, grown, 5, 40), 0xff); !slices.Equal(ruleSet(fs), []string{"smart-ata-threshold/CRITICAL"}) {
+		t.Fatalf("attribute 5 failing now raised %v", ruleSet(fs))
 	}
-	fs, obs = step(maxtor, 0x00)
-	if len(fs) != 0 || sourcetest.SampleMap(obs)[SampleStandby] != 1 {
-		t.Fatalf("standby: faults %v, samples %v", faultSet(fs), sourcetest.SampleMap(obs))
+	if fs, _ := step(grown, 0xff); len(fs) != 0 {
+		t.Fatalf("attribute 5 back above its threshold raised %v", ruleSet(fs))
 	}
-	if fs, _ := step(maxtor, 0xff); len(fs) != 0 {
-		t.Fatalf("after standby the same drive raised %v", faultSet(fs))
-	}
-	// The pending count grows while the disk is asleep: seen when it wakes.
-	fs, _ = step(withRaw(t, maxtor, 197, 1800), 0xff)
-	if got := faultSet(fs); !slices.Equal(got, []string{"disk.media/WARNING"}) {
-		t.Fatalf("growth after standby raised %v", got)
-	}
-	// Attribute 5 falls to its threshold (63) now, then recovers above it:
-	// worse, then better.
-	fs, _ = step(withValue(t, withRaw(t, maxtor, 197, 1800), 5, 40), 0xff)
-	if got := faultSet(fs); !slices.Equal(got, []string{"disk.smart_failing/CRITICAL"}) {
-		t.Fatalf("attribute 5 failing now raised %v", got)
-	}
-	if fs, _ := step(withRaw(t, maxtor, 197, 1800), 0xff); len(fs) != 0 {
-		t.Fatalf("attribute 5 back above its threshold raised %v", faultSet(fs))
-	}
-	// Another drive in the same bay.
+	// Another drive in the same bay: SMART failed, attribute 5 failing
+	// now, 65529 pending sectors.
 	fs, _ = step(wdc, 0xff)
-	if got, want := faultSet(fs), []string{"disk.media/WARNING", "disk.smart_failing/CRITICAL"}; !slices.Equal(got, want) {
+	if got, want := ruleSet(fs), []string{"smart-ata-media/WARNING", "smart-ata-threshold/CRITICAL", "smart-overall-failed/CRITICAL"}; !slices.Equal(got, want) {
 		t.Fatalf("new drive raised %v, want %v", got, want)
 	}
 	if fs[0].GetPart().GetSerial() != "WD-WMAZA0075739" {
@@ -341,56 +375,10 @@ func TestFaultsOnceAndWhenWorse(t *testing.T) {
 	}
 }
 
-// TestNVMeFaults: a real NVMe drive with a critical warning (Samsung
-// MZWLL3T2HAJQ, bit 4: volatile memory backup failed), and derived later
-// readings of a healthy one (Samsung 970 EVO Plus) whose media errors,
-// spare and wear change.
-func TestNVMeFaults(t *testing.T) {
-	warn := parseJSONFile(t, filepath.Join(jsonDir, "nvme-null-SAMSUNG_MZWLL3T2HAJQ-00005-nvme0.json"))
-	healthy := parseJSONFile(t, filepath.Join(jsonDir, "nvme-null-Samsung_SSD_970_EVO_Plus_250GB-nvme0.json"))
-	later := func(f func(h *smart.NVMeHealth)) *smart.Report {
-		r := *healthy
-		h := *healthy.NVMe
-		f(&h)
-		r.NVMe = &h
-		return &r
-	}
-	r := newFakeReader(PreferNative)
-	s := New(Config{Root: diskTree(t, sataDisk("sda", 1)), Readers: []Reader{r}})
-	for i, step := range []struct {
-		rep  *smart.Report
-		want []string
-	}{
-		{warn, []string{"nvme.critical_warning/CRITICAL"}},
-		{warn, nil},
-		{healthy, nil},
-		{later(func(h *smart.NVMeHealth) { h.MediaErrors = 3 }), []string{"nvme.media_errors/WARNING"}},
-		{later(func(h *smart.NVMeHealth) { h.MediaErrors = 3 }), nil},
-		{later(func(h *smart.NVMeHealth) { h.MediaErrors = 5 }), []string{"nvme.media_errors/WARNING"}},
-		{later(func(h *smart.NVMeHealth) { h.AvailableSpare = 9 }), []string{"nvme.spare_low/CRITICAL"}},
-		{later(func(h *smart.NVMeHealth) { h.AvailableSpare = 9 }), nil},
-		{later(func(h *smart.NVMeHealth) { h.AvailableSpare = 5 }), []string{"nvme.spare_low/CRITICAL"}},
-		{later(func(h *smart.NVMeHealth) { h.AvailableSpare = 5; h.CriticalWarning = smart.NVMeWarnSpare }), nil},
-		{later(func(h *smart.NVMeHealth) { h.AvailableSpare = 4; h.CriticalWarning = smart.NVMeWarnSpare }), []string{"nvme.spare_low/CRITICAL"}},
-		{later(func(h *smart.NVMeHealth) {
-			h.AvailableSpare = 4
-			h.CriticalWarning = smart.NVMeWarnSpare | smart.NVMeWarnTemperature
-		}), []string{"nvme.critical_warning/WARNING"}},
-		{later(func(h *smart.NVMeHealth) { h.PercentageUsed = 100 }), []string{"nvme.wear_out/WARNING"}},
-		{later(func(h *smart.NVMeHealth) { h.PercentageUsed = 100 }), nil},
-		{later(func(h *smart.NVMeHealth) { h.PercentageUsed = 101 }), []string{"nvme.wear_out/WARNING"}},
-	} {
-		r.set("sda", step.rep)
-		fs := s.track(s.read(context.Background()))
-		if got := faultSet(fs); !slices.Equal(got, step.want) {
-			t.Fatalf("step %d raised %v, want %v", i, got, step.want)
-		}
-	}
-}
-
-// TestRunRaisesOnce: through Run, a failing drive's faults reach the sink
-// once over many intervals.
-func TestRunRaisesOnce(t *testing.T) {
+// TestRunRaisesNothing: through Run, a failing drive's readings reach the
+// sink every interval, with the values the collector's rules judge, and
+// the source raises no fault of its own.
+func TestRunRaisesNothing(t *testing.T) {
 	r := corpusReader(t, "smart-fail2.json")
 	s := New(Config{Root: diskTree(t, sataDisk("sda", 1)), Interval: 2 * time.Millisecond, Readers: []Reader{r}})
 	sink := &sourcetest.Sink{}
@@ -408,8 +396,13 @@ func TestRunRaisesOnce(t *testing.T) {
 	if n := len(sink.Observations()); n < 6 {
 		t.Fatalf("%d observations", n)
 	}
-	if got, want := faultSet(sink.Faults()), []string{"disk.media/WARNING", "disk.smart_failing/CRITICAL"}; !slices.Equal(got, want) {
-		t.Fatalf("raised %v over %d readings, want %v once", got, len(sink.Observations()), want)
+	for _, o := range sink.Observations() {
+		if v := sourcetest.SampleMap(o); v[SampleSmartPassed] != 0 || v[SampleATAPrefailFailingNow] != 1 || v[SampleATASelfTestErrors] != 3 {
+			t.Fatalf("observation %v", v)
+		}
+	}
+	if fs := sink.Faults(); len(fs) != 0 {
+		t.Fatalf("the source raised %v", ruleSet(fs))
 	}
 }
 
@@ -427,9 +420,6 @@ func TestStandbyNeverRead(t *testing.T) {
 	} {
 		s := New(Config{Root: root, Readers: readers})
 		rd := s.read(context.Background())
-		if fs := s.track(rd); len(fs) != 0 && len(readers) == 2 {
-			t.Errorf("faults for drives not read: %v", faultSet(fs))
-		}
 		obs := sourcetest.SamplesByName(rd.observations())
 		if obs["sda"][SampleStandby] != 1 || len(obs["sda"]) != 2 {
 			t.Errorf("sda samples %v, want standby only", obs["sda"])
@@ -669,21 +659,25 @@ func TestProbe(t *testing.T) {
 		r.set("sdc", parseJSONFile(t, filepath.Join(jsonDir, "MB0500EBNCR_13.json")))
 		r.errs["sdd"] = errors.New("sdd: SMART READ DATA failed")
 		s := New(Config{Root: diskTree(t, sataDisk("sda", 1), sataDisk("sdb", 2), sataDisk("sdc", 3), sataDisk("sdd", 4)), Readers: []Reader{r}})
-		want := []string{"disk.media/WARNING", "disk.media/WARNING", "disk.smart_failing/CRITICAL", "nvme.critical_warning/CRITICAL"}
-		for range 2 {
-			p := s.Probe(ctx)
-			if p.Unavailable != "" || len(p.Observations) != 4 {
-				t.Fatalf("unavailable %q, %d observations", p.Unavailable, len(p.Observations))
-			}
-			if got := faultSet(p.Faults); !slices.Equal(got, want) {
-				t.Errorf("faults %v, want %v (every time)", got, want)
-			}
-			if len(p.Errors) != 1 || !strings.Contains(p.Errors[0], "sdd: SMART READ DATA failed") {
-				t.Errorf("errors %q", p.Errors)
-			}
+		p := s.Probe(ctx)
+		if p.Unavailable != "" || len(p.Observations) != 4 {
+			t.Fatalf("unavailable %q, %d observations", p.Unavailable, len(p.Observations))
 		}
-		if len(s.memory) != 0 {
-			t.Errorf("Probe changed what Run remembers: %v", s.memory)
+		// The readings, judged by the collector: the failing drives'
+		// verdicts are in them, and no fault.
+		obs := sourcetest.SamplesByName(p.Observations)
+		if obs["sda"][SampleSmartPassed] != 0 || obs["sdb"][SampleNVMeCriticalWarning] != 0x10 ||
+			obs["sdc"][SampleATAReportedUncorrect] != 1 || obs["sdd"][SampleReadError] != 1 {
+			t.Errorf("readings %v", obs)
+		}
+		if len(p.Faults) != 0 {
+			t.Errorf("faults %v, want none", ruleSet(p.Faults))
+		}
+		if len(p.Errors) != 1 || !strings.Contains(p.Errors[0], "sdd: SMART READ DATA failed") {
+			t.Errorf("errors %q", p.Errors)
+		}
+		if len(p.Notes) != 1 || !strings.HasPrefix(p.Notes[0], "3 drives read, 0 left in standby, 1 not read") {
+			t.Errorf("notes %q", p.Notes)
 		}
 	})
 }
