@@ -56,3 +56,24 @@ func BenchmarkScanner(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkParseLineCaller: lines with a printk caller id after each kind
+// of timestamp, against the same lines without it.
+func BenchmarkParseLineCaller(b *testing.B) {
+	for _, c := range []struct{ name, line string }{
+		{"iso", "2026-02-13T12:47:34.505714+01:00 lisa kernel: mce: [Hardware Error]: Machine check events logged"},
+		{"iso-caller", "2026-02-13T12:47:34.505714+01:00 [T449218] mce: [Hardware Error]: Machine check events logged"},
+		{"dmesg", "[   12.345678] mce: [Hardware Error]: Machine check events logged"},
+		{"dmesg-caller", "[   12.345678] [    T1] mce: [Hardware Error]: Machine check events logged"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			p := testParser()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := p.ParseLine(c.line, FormatAuto); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

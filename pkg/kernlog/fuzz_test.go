@@ -116,7 +116,10 @@ func FuzzParseLine(f *testing.F) {
 		f.Add(l, uint8(i), uint32(i*7919))
 	}
 	for _, l := range []string{"", "<3>", "[", "[ 1.", "[ T1]", "kern  :err   : ", "Nov 23 04:43:12", "Feb 29 00:00:00 h kernel: x",
-		"2026-11-23T04:43:12,1+99:99 x", "\x00\x00[ 1.0] x\r\n", "[\u00a0\u00a0 1.0] x", "kernel:"} {
+		"2026-11-23T04:43:12,1+99:99 x", "\x00\x00[ 1.0] x\r\n", "[\u00a0\u00a0 1.0] x", "kernel:",
+		// printk caller ids after each kind of timestamp
+		"2026-02-13T12:47:34.505714+01:00 [T449218] mce: x", "Feb 13 12:47:34 [   C3] x", "[ 1.0] [    T1] x",
+		"2026-02-13T12:47:34.5+01:00 [T1]", "Feb 13 12:47:34 h kernel: [T1] [ 2.0] x"} {
 		f.Add(l, uint8(0), uint32(1))
 	}
 	p := testParser()

@@ -34,8 +34,11 @@ func ParseLine(line string, f Format) (Record, Format, error) {
 //
 // Every format accepts a "<3>" priority prefix (dmesg -r) or a
 // "kern  :err   : " prefix (dmesg -x) before its timestamp; they set Level
-// and Facility, which are -1 otherwise. A printk caller id after a dmesg
-// timestamp ("[  T123]", CONFIG_PRINTK_CALLER) is dropped. A syslog line
+// and Facility, which are -1 otherwise. A printk caller id
+// (CONFIG_PRINTK_CALLER: the thread "[  T123]" or the CPU "[ C3]") after
+// a timestamp of any format, or after a syslog line's "kernel:" tag, is
+// dropped from the message; one right after a syslog timestamp is read as
+// the kernel's, not as a host. A syslog line
 // from another program than the kernel returns ErrNotKernel with
 // FormatSyslog, so that the caller can count it. The message of a text
 // line is kept as it is, leading white space included, except that byte
@@ -104,7 +107,10 @@ func (p Parser) detect(r Record, s string) (Record, Format, error) {
 	case startsISO(s):
 		r2 := r
 		if rest, comma, ok := p.cutISO(&r2, s); ok {
-			if !comma {
+			// A caller id right after the timestamp is the kernel's own
+			// (CONFIG_PRINTK_CALLER), never a syslog host: read it as
+			// dmesg iso whatever the fraction separator.
+			if !comma && !hasCaller(rest) {
 				if _, _, ok := cutSyslogTag(rest); ok {
 					return p.syslogTail(r2, rest, s)
 				}
@@ -147,6 +153,13 @@ func (p Parser) syslog(r Record, s, line string) (Record, Format, error) {
 // The kernel's message may carry its own "[seconds]" timestamp and caller
 // id (klogd, rsyslog imklog, journald with printk time on).
 func (p Parser) syslogTail(r Record, s, line string) (Record, Format, error) {
+	// "Feb 13 12:47:34 [T449218] mce: ..." (a timestamp put before a
+	// kernel message by a tool that prints no host and no tag): a host
+	// or tag never looks like a printk caller id, so the message is the
+	// kernel's.
+	if t := s[skipSpace(s, 0):]; hasCaller(t) {
+		return text(r, r.cutCaller(t), FormatSyslog)
+	}
 	tag, msg, ok := cutSyslogTag(s)
 	if !ok {
 		// The kernel always writes "kernel:"; a line with a host and words
@@ -367,6 +380,12 @@ func (r *Record) cutCaller(s string) string {
 		return s
 	}
 	return cutOneSpace(s[i+1:])
+}
+
+// hasCaller says whether s starts with a printk caller id.
+func hasCaller(s string) bool {
+	var r Record
+	return len(r.cutCaller(s)) != len(s)
 }
 
 // cutMonoOrCaller cuts a dmesg timestamp with an optional caller id, or a

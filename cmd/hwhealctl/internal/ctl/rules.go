@@ -198,44 +198,31 @@ JSON with -o json):
                 ahead, healthy drives flagged, precision - for the rules and
                 for the plain "any of raw 5/187/188/197/198 above zero" rule
                 they have to beat
-  *.jsonl[.gz]  labeled kernel log lines (category, line, fault_keyword, as in
-                the lkml_archives corpus): per category, fault lines caught and
-                benign lines flagged; per class family, precision and recall
+  kernel logs   labeled lines and blocks (the lkml_archives *.jsonl and
+                *.blocks.jsonl: category, line, fault_keyword), gpud's dmesg and
+                kmsg captures (labeled by NVIDIA's Xid catalog), node-problem-
+                detector's samples (labeled by NPD's own rules) and loghub BGL
+                (its alert column): per category, fault lines caught and benign
+                lines flagged; per class family, precision and recall; the
+                issue's aims (>= 95 % caught per hardware area, < 2 % benign)
 
-A directory stands for the files in it. --disputes reads reviewed labels
+A directory is walked for the files it knows (Backblaze CSVs by their header). --disputes reads reviewed labels
 (a YAML list of line/fault/reason) that replace the corpus's where it is
 wrong.`,
 		Example: `  hwhealctl rules eval corpora/backblaze/
-  hwhealctl rules eval --disputes label_disputes.yaml corpora/kernel_logs/lkml_archives/`,
+  hwhealctl rules eval --disputes agent/detect/testdata/label_disputes.yaml corpora/kernel_logs`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rs, err := loadRules(rulesDir)
 			if err != nil {
 				return err
 			}
-			var csvs, logs []string
-			for _, a := range args {
-				c, err := replay.ExpandFiles([]string{a}, ".csv")
-				if err != nil {
-					return err
-				}
-				l, err := replay.ExpandFiles([]string{a}, ".jsonl", ".jsonl.gz")
-				if err != nil {
-					return err
-				}
-				// A file named on the command line comes back from both:
-				// its name says which it is.
-				if st, err := os.Stat(a); err == nil && !st.IsDir() {
-					if strings.HasSuffix(a, ".csv") {
-						l = nil
-					} else {
-						c = nil
-					}
-				}
-				csvs, logs = append(csvs, c...), append(logs, l...)
+			csvs, logs, err := replay.SplitEvalArgs(args)
+			if err != nil {
+				return err
 			}
 			if len(csvs)+len(logs) == 0 {
-				return errors.New("no *.csv or *.jsonl[.gz] files among the arguments")
+				return errors.New("no Backblaze CSV or labeled kernel-log inputs among the arguments")
 			}
 			var result struct {
 				Drives []replay.NamedDriveReport `json:"drives,omitempty"`

@@ -36,3 +36,25 @@ func BenchmarkEvalBackblaze(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEvalKernelLog: testdata/kernel_logs (every kind of labeled
+// source, 104 lines and 8 blocks) against the line records alone, the
+// evaluation as it was before the other sources; both with corpusMatch.
+func BenchmarkEvalKernelLog(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		paths []string
+	}{
+		{"line-records", []string{"testdata/lkml_sample.jsonl"}},
+		{"corpus-layout", []string{corpusDir}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := EvalKernelLog(c.paths, corpusMatch, KernelOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

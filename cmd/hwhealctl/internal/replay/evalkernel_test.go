@@ -110,16 +110,21 @@ func TestEvalKernelLog(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "lines.jsonl.gz"), b.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		// Block files hold no per-line labels: a directory's are left out.
-		if err := os.WriteFile(filepath.Join(dir, "x.blocks.jsonl"), []byte("{}\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
 		raw, err := EvalKernelLog([]string{dir}, testMatch, KernelOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if raw.Excluded != 0 || countsOf(raw.Total) != countsOf(rep.RawTotal) || len(raw.Files) != 1 {
-			t.Errorf("without disputes: files %v total %+v, want the raw %+v", raw.Files, countsOf(raw.Total), countsOf(rep.RawTotal))
+		if raw.Excluded != 0 || countsOf(raw.Total) != countsOf(rep.RawTotal) || len(raw.Files) != 1 || len(raw.Groups) != 0 {
+			t.Errorf("without disputes: files %v total %+v groups %d, want the raw %+v", raw.Files, countsOf(raw.Total), len(raw.Groups), countsOf(rep.RawTotal))
+		}
+		// A directory's block files are read too, and a broken one says
+		// where it is broken.
+		if err := os.WriteFile(filepath.Join(dir, "x.blocks.jsonl"), []byte("{}\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err = EvalKernelLog([]string{dir}, testMatch, KernelOptions{})
+		if err == nil || !strings.Contains(err.Error(), "x.blocks.jsonl: line 1: want lines") {
+			t.Errorf("broken block file: %v", err)
 		}
 	})
 }

@@ -207,12 +207,29 @@ func CompareBackblaze(w io.Writer, files []string, classes []string, perClass bo
 	return out, WriteDriveTable(w, out, perClass)
 }
 
-// WriteKernelTable writes Markdown tables of a kernel-log evaluation: per
-// category (fault lines caught, benign lines flagged, against the corpus
-// labels and the adjusted reading), per class family and per class.
+// WriteKernelTable writes Markdown tables of a kernel-log evaluation:
+// for the lkml line records, per category (fault lines caught, benign
+// lines flagged, against the corpus labels and the adjusted reading), per
+// class family and per class; then one table per other source (lkml
+// blocks, gpud, npd, bgl) with its misses and flags listed (up to
+// maxListed each; -o json has them all); then the issue's aims.
 func WriteKernelTable(w io.Writer, r KernelReport) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d lines, %d excluded by label disputes\n\n", r.Lines, r.Excluded)
+	if len(r.Files) > 0 {
+		writeLineRecordTables(&b, r)
+	}
+	for _, g := range r.Groups {
+		writeGroupTable(&b, g)
+	}
+	if len(r.Aims) > 0 {
+		writeAimTables(&b, r)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func writeLineRecordTables(b *strings.Builder, r KernelReport) {
+	fmt.Fprintf(b, "lkml line records: %d lines, %d excluded by label disputes\n\n", r.Lines, r.Excluded)
 	b.WriteString("| category | fault lines caught | benign lines flagged | precision | raw labels: caught | raw labels: flagged |\n")
 	b.WriteString("|---|---|---|---|---|---|\n")
 	rawBy := map[string]KernelFigures{}
@@ -220,7 +237,7 @@ func WriteKernelTable(w io.Writer, r KernelReport) error {
 		rawBy[k.Name] = k
 	}
 	cat := func(a, raw KernelFigures) {
-		fmt.Fprintf(&b, "| %s | %d/%d (%s) | %d/%d (%s) | %s | %d/%d (%s) | %d/%d (%s) |\n", a.Name,
+		fmt.Fprintf(b, "| %s | %d/%d (%s) | %d/%d (%s) | %s | %d/%d (%s) | %d/%d (%s) |\n", a.Name,
 			a.TP, a.Faults, pct(a.Recall), a.FP, a.Benign, pct(a.FlaggedRate), pct(a.Precision),
 			raw.TP, raw.Faults, pct(raw.Recall), raw.FP, raw.Benign, pct(raw.FlaggedRate))
 	}
@@ -230,12 +247,79 @@ func WriteKernelTable(w io.Writer, r KernelReport) error {
 	cat(r.Total, r.RawTotal)
 	b.WriteString("\n| class family | TP | FP | FN | precision | recall |\n|---|---|---|---|---|---|\n")
 	for _, k := range r.Families {
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %s | %s |\n", k.Name, k.TP, k.FP, k.FN, pct(k.Precision), pct(k.Recall))
+		fmt.Fprintf(b, "| %s | %d | %d | %d | %s | %s |\n", k.Name, k.TP, k.FP, k.FN, pct(k.Precision), pct(k.Recall))
 	}
 	b.WriteString("\n| class | fault lines | benign lines | precision |\n|---|---|---|---|\n")
 	for _, k := range r.Classes {
-		fmt.Fprintf(&b, "| %s | %d | %d | %s |\n", k.Name, k.TP, k.FP, pct(k.Precision))
+		fmt.Fprintf(b, "| %s | %d | %d | %s |\n", k.Name, k.TP, k.FP, pct(k.Precision))
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+}
+
+// maxListed bounds each list of misses and flags in the Markdown.
+const maxListed = 30
+
+func writeGroupTable(b *strings.Builder, g KernelGroup) {
+	u := g.Unit
+	fmt.Fprintf(b, "\n%s: %d %ss from %d files; labels: %s\n\n", g.Name, g.Units, u, len(g.Files), g.Labels)
+	if u == "block" {
+		b.WriteString("| category | fault blocks caught | with a plausible class | benign blocks flagged | unlabeled blocks raising a fault |\n|---|---|---|---|---|\n")
+	} else {
+		fmt.Fprintf(b, "| category | fault %[1]ss caught | with a plausible class | benign %[1]ss flagged | precision |\n|---|---|---|---|---|\n", u)
+	}
+	row := func(k KernelFigures) {
+		last := pct(k.Precision)
+		if u == "block" {
+			last = fmt.Sprintf("%d/%d", k.UnlabeledRaised, k.Unlabeled)
+		}
+		fmt.Fprintf(b, "| %s | %d/%d (%s) | %s | %d/%d (%s) | %s |\n", k.Name, k.TP, k.Faults, pct(k.Recall),
+			classCell(k), k.FP, k.Benign, pct(k.FlaggedRate), last)
+	}
+	for _, k := range g.Categories {
+		row(k)
+	}
+	row(g.Total)
+	list := func(what string, items []string) {
+		if len(items) == 0 {
+			return
+		}
+		fmt.Fprintf(b, "\n%s (%d):\n\n", what, len(items))
+		for _, it := range items[:min(len(items), maxListed)] {
+			fmt.Fprintf(b, "- `%s`\n", strings.ReplaceAll(it, "`", "'"))
+		}
+		if len(items) > maxListed {
+			fmt.Fprintf(b, "- ... and %d more (-o json lists them all)\n", len(items)-maxListed)
+		}
+	}
+	list("missed fault "+u+"s", g.Missed)
+	list("flagged benign "+u+"s", g.Flagged)
+	list("unlabeled blocks raising a fault", g.Unlabeled)
+}
+
+// classCell is the plausible-class figure of a row, "-" for categories
+// that expect no class family.
+func classCell(k KernelFigures) string {
+	if k.ClassRecall == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%d/%d (%s)", k.ClassTP, k.TP+k.FN, pct(k.ClassRecall))
+}
+
+func writeAimTables(b *strings.Builder, r KernelReport) {
+	fmt.Fprintf(b, "\naims: at least %.0f%% of fault lines caught with a plausible class per area; under %.0f%% of benign lines flagged\n\n", 100*AimRecall, 100*AimFlagged)
+	b.WriteString("| area | categories | fault lines caught | with a plausible class | fault blocks caught | with a plausible class | aim met |\n|---|---|---|---|---|---|---|\n")
+	yes := func(ok bool) string {
+		if ok {
+			return "yes"
+		}
+		return "no"
+	}
+	for _, a := range r.Aims {
+		fmt.Fprintf(b, "| %s | %s | %d/%d (%s) | %d/%d (%s) | %d/%d (%s) | %d/%d (%s) | %s |\n", a.Name, strings.Join(a.Categories, ", "),
+			a.Caught, a.Faults, pct(a.Recall), a.ClassCaught, a.Faults, pct(a.ClassRecall),
+			a.BlocksCaught, a.Blocks, pct(a.BlockRecall), a.BlocksClassCaught, a.Blocks, pct(a.BlockClassRecall), yes(a.Met))
+	}
+	b.WriteString("\n| source | benign units flagged | aim met |\n|---|---|---|\n")
+	for _, k := range r.BenignFlagged {
+		fmt.Fprintf(b, "| %s | %d/%d (%s) | %s |\n", k.Name, k.FP, k.Benign, pct(k.FlaggedRate), yes(k.FlaggedRate != nil && *k.FlaggedRate < AimFlagged))
+	}
 }
