@@ -155,7 +155,12 @@ func New(ctx context.Context, cfg Config) (*Collector, error) {
 	// classifier: the closure breaks the cycle.
 	var in *ingest.Server
 	write := func(ctx context.Context, fn func(ctx context.Context) ([]*hwhealv1.Event, error)) error {
-		return in.Write(ctx, fn)
+		err := in.Write(ctx, fn)
+		if errors.Is(err, ingest.ErrStopped) {
+			// What callers know to answer with UNAVAILABLE.
+			return fmt.Errorf("%w: %w", store.ErrClosed, err)
+		}
+		return err
 	}
 	cls, err := classify.New(classify.Config{
 		Rules:         rules,
@@ -278,26 +283,32 @@ func (c *Collector) Run(ctx context.Context) error {
 	}()
 
 	// The classifier's sweep and peer rules write through the writer, so
-	// they stop first; webhooks deliver from the store until the end.
-	bgCtx, stopBackground := context.WithCancel(ctx)
+	// they stop before it; webhooks deliver from the store until then, so
+	// that the disconnects recorded on the way down leave too. Both stop
+	// after the streams, not when the shutdown starts.
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var bg sync.WaitGroup
 	bg.Go(func() { c.classify.Run(bgCtx) })
 	if c.webhooks != nil {
-		sub := c.broker.Subscribe()
 		bg.Go(func() { c.webhooks.Run(bgCtx) })
 		bg.Go(func() {
-			defer sub.Close()
-			for {
-				select {
-				case <-bgCtx.Done():
-					return
-				case <-sub.C():
-					c.webhooks.Notify()
-				case <-sub.Done():
-					// Fell behind the broker: the dispatcher's own poll
-					// still finds every event in the store.
-					return
+			// Wake the dispatcher on every stored event; a subscription
+			// that fell behind is replaced (the dispatcher's poll and
+			// the store's log cover the gap).
+			for bgCtx.Err() == nil {
+				sub := c.broker.Subscribe()
+			follow:
+				for {
+					select {
+					case <-bgCtx.Done():
+						break follow
+					case <-sub.C():
+						c.webhooks.Notify()
+					case <-sub.Done():
+						break follow
+					}
 				}
+				sub.Close()
 			}
 		})
 	}

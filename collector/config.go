@@ -32,10 +32,19 @@ func loadFileConfig(path string) (fileConfig, error) {
 func parseFileConfig(data []byte, name string) (fileConfig, error) {
 	var cfg fileConfig
 	var doc yaml.Node
-	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&doc); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
 			return cfg, nil // an empty file configures nothing
 		}
+		return cfg, fmt.Errorf("%s: %w", name, err)
+	}
+	// A second document is almost certainly a stray "---" cutting the
+	// file in two: refuse it rather than ignore half the configuration.
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return cfg, fmt.Errorf("%s:%d: more than one YAML document", name, extra.Line)
+	} else if !errors.Is(err, io.EOF) {
 		return cfg, fmt.Errorf("%s: %w", name, err)
 	}
 	root := &doc
@@ -45,8 +54,13 @@ func parseFileConfig(data []byte, name string) (fileConfig, error) {
 	if root.Kind != yaml.MappingNode {
 		return cfg, fmt.Errorf("%s:%d: the top level must be a mapping (webhooks: ...)", name, root.Line)
 	}
+	seen := map[string]int{}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
+		if first, dup := seen[k.Value]; dup {
+			return cfg, fmt.Errorf("%s:%d: duplicate key %q (first at line %d)", name, k.Line, k.Value, first)
+		}
+		seen[k.Value] = k.Line
 		switch k.Value {
 		case "webhooks":
 			targets, err := webhook.ParseTargets(v, name)

@@ -19,6 +19,8 @@ func TestParseFileConfig(t *testing.T) {
 		{name: "unknown key", in: "webhooks: []\npolicy: x\n", err: "c.yaml:2: unknown key \"policy\""},
 		{name: "not a mapping", in: "- a\n", err: "c.yaml:1: the top level must be a mapping"},
 		{name: "bad yaml", in: "webhooks: [\n", err: "c.yaml"},
+		{name: "second document", in: "webhooks: []\n---\nwebhooks: []\n", err: "more than one YAML document"},
+		{name: "duplicate key", in: "webhooks: []\nwebhooks: []\n", err: "c.yaml:2: duplicate key \"webhooks\""},
 		{name: "bad target names its line", in: "webhooks:\n  - name: chat\n    url: ftp://x\n", err: "c.yaml:3"},
 	}
 	for _, tt := range tests {

@@ -110,11 +110,22 @@ type Rule struct {
 	// File and Line are where the rule was defined (or last replaced).
 	File string
 	Line int
+	// Patches are the override entries that changed the rule since, in
+	// the order applied.
+	Patches []Location
 	// Source and Sample are the observation source and sample (or glob)
 	// a threshold, rate or outlier rule reads; a smart rule's Source.
 	Source string
 	Sample string
 }
+
+// Location is a place in a rule file.
+type Location struct {
+	File string
+	Line int
+}
+
+func (l Location) String() string { return fmt.Sprintf("%s:%d", l.File, l.Line) }
 
 type namedGroup struct {
 	name  string

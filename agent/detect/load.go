@@ -457,6 +457,7 @@ func (l *loader) rule(n *yaml.Node, exists func(string) bool) (definition, bool)
 		if len(l.errs) > nerr {
 			return definition{}, false
 		}
+		p.file, p.line = l.file, n.Line
 		return definition{patch: p}, true
 	}
 	if v, ok := raw.nodes["kind"]; ok {
@@ -753,6 +754,8 @@ func describeNode(v *yaml.Node) string {
 // defined.
 type patch struct {
 	id          string
+	file        string // where the patch is, for Rule.Patches
+	line        int
 	mode        *hwhealv1.RuleMode
 	severity    *hwhealv1.Severity
 	clearAfter  *time.Duration
@@ -804,6 +807,7 @@ func (l *loader) patch(raw *rawRule, keys []*yaml.Node) *patch {
 // are immutable and shared.
 func (p *patch) apply(r *rule) *rule {
 	c := *r
+	c.Patches = append(slices.Clip(r.Patches), Location{File: p.file, Line: p.line})
 	if p.mode != nil {
 		c.Mode = *p.mode
 	}

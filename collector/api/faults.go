@@ -19,12 +19,13 @@ import (
 // MaxReasonBytes bounds an operator's reason.
 const MaxReasonBytes = 1024
 
-// actor returns who is calling, "anonymous" when the client did not say.
+// actor returns who is calling. A change to a fault without a name is
+// refused: every acknowledgement and resolution says who made it.
 func actor(ctx context.Context) (string, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	vals := md.Get(grpcutil.ActorMetadata)
-	if len(vals) == 0 || vals[0] == "" {
-		return "anonymous", nil
+	if len(vals) == 0 || strings.TrimSpace(vals[0]) == "" {
+		return "", status.Errorf(codes.InvalidArgument, "say who you are: %s metadata is required (hwhealctl sends user@host, or $HWHEAL_ACTOR)", grpcutil.ActorMetadata)
 	}
 	a := vals[0]
 	if len(a) > 128 || !utf8.ValidString(a) || strings.IndexFunc(a, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {

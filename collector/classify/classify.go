@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sort"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,7 +70,10 @@ const DefaultMaxParts = 1 << 20
 // Classifier implements ingest.Classifier and runs the collector's
 // periodic rule work.
 type Classifier struct {
-	cfg      Config
+	cfg Config
+	// seeded holds the nodes whose stored readings the evaluator has seen
+	// since start (node -> struct{}).
+	seeded   sync.Map
 	eval     *detect.Evaluator
 	outliers []outlier
 	m        metrics
@@ -142,6 +147,9 @@ func New(cfg Config) (*Classifier, error) {
 		Namespace: "hwheal_collector", Name: "rule_state_evicted_total",
 		Help: "Remembered parts forgotten to stay within the bound; rising means the bound is too small for the fleet.",
 	}, func() float64 { return float64(c.eval.Evicted()) })
+	for _, w := range Weakened(cfg.Rules) {
+		cfg.Logger.Warn("rule override weakens a shipped rule", "rule", w.Rule, "file", w.File, "line", w.Line, "change", w.Change)
+	}
 	if cfg.Registerer != nil {
 		for _, col := range []prometheus.Collector{c.m.raised, c.m.disabled, c.m.resolved, c.m.sweepErr, c.m.peerRuns, c.m.peerSecs, parts, evicted} {
 			if err := cfg.Registerer.Register(col); err != nil {
@@ -160,15 +168,22 @@ func modeName(m hwhealv1.RuleMode) string {
 }
 
 // Classify applies the rules to one agent batch; see ingest.Classifier.
-func (c *Classifier) Classify(b *store.Batch) {
+func (c *Classifier) Classify(b *store.Batch, after uint64) {
+	c.seed(b.Node)
 	for _, r := range b.Reports {
+		if r.GetSeq() <= after {
+			continue // stored (or dropped) with its derived faults before
+		}
 		switch {
 		case r.GetFault() != nil:
 			f := r.GetFault()
 			if !c.cfg.Rules.Annotate(f) {
 				// The report keeps its sequence number and is
-				// acknowledged; it stores nothing.
-				c.m.disabled.WithLabelValues(f.GetRule()).Inc()
+				// acknowledged; it stores nothing. The label is the
+				// rule as the files name it (a prefix rule once), not
+				// the agent's string, so the series stay bounded.
+				rule, _ := c.cfg.Rules.Lookup(f.GetRule())
+				c.m.disabled.WithLabelValues(rule.Name).Inc()
 				r.Item = nil
 			}
 		case r.GetObservation() != nil:
@@ -177,6 +192,31 @@ func (c *Classifier) Classify(b *store.Batch) {
 				b.Derived = append(b.Derived, store.DerivedFault{Fault: f, Source: r.GetObservation().GetSource()})
 			}
 		}
+	}
+}
+
+// seed gives the evaluator a node's stored readings the first time the node
+// reports after the collector started, so that rate and growth rules
+// compare the next reading with the last one stored rather than starting
+// from nothing (an EDAC ue_count of 0 before a restart and 1 after is an
+// uncorrectable error). The faults those readings raise are stored
+// already; they are dropped.
+func (c *Classifier) seed(node string) {
+	if _, done := c.seeded.LoadOrStore(node, struct{}{}); done {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	obs, err := c.cfg.Store.LatestObservations(ctx, node)
+	if err != nil {
+		// Not fatal: the rules start from the next reading, as for a new
+		// node.
+		c.cfg.Logger.Warn("could not read a node's last readings for the rules", "node", node, "err", err)
+		return
+	}
+	sort.Slice(obs, func(i, j int) bool { return obs[i].GetTime().AsTime().Before(obs[j].GetTime().AsTime()) })
+	for _, o := range obs {
+		c.eval.Observe(node, o)
 	}
 }
 
@@ -332,4 +372,57 @@ func outlierValues(f *hwhealv1.Fault) detect.OutlierValues {
 		}
 	}
 	return v
+}
+
+// Weakening is an override that makes a shipped rule less likely to lead
+// to attention or action.
+type Weakening struct {
+	Rule, File string
+	Line       int
+	Change     string // e.g. "mode enforce -> shadow"
+}
+
+// Weakened lists the rules of rs that an override file made weaker than
+// shipped: put in shadow mode, disabled, made less severe, or made to clear
+// sooner. The collector logs each at start, so that a rule turned off on a
+// fleet is never a silent change.
+func Weakened(rs *detect.RuleSet) []Weakening {
+	shipped, err := detect.Builtin()
+	if err != nil {
+		return nil
+	}
+	var out []Weakening
+	for _, r := range rs.Rules() {
+		b, ok := shipped.Lookup(r.Name)
+		if !ok || b.Name != r.Name {
+			continue
+		}
+		at := detect.Location{File: r.File, Line: r.Line}
+		if n := len(r.Patches); n > 0 {
+			at = r.Patches[n-1] // the override that made it so
+		}
+		add := func(format string, args ...any) {
+			out = append(out, Weakening{Rule: r.Name, File: at.File, Line: at.Line, Change: fmt.Sprintf(format, args...)})
+		}
+		if b.Enabled && !r.Enabled {
+			add("disabled")
+		}
+		if b.Mode != hwhealv1.RuleMode_RULE_MODE_SHADOW && r.Mode == hwhealv1.RuleMode_RULE_MODE_SHADOW {
+			add("mode enforce -> shadow")
+		}
+		if r.Severity < b.Severity {
+			add("severity %s -> %s", b.Severity, r.Severity)
+		}
+		if r.ClearAfter > 0 && (b.ClearAfter == 0 || r.ClearAfter < b.ClearAfter) {
+			add("clear_after %s -> %s", clearName(b.ClearAfter), r.ClearAfter)
+		}
+	}
+	return out
+}
+
+func clearName(d time.Duration) string {
+	if d == 0 {
+		return "never"
+	}
+	return d.String()
 }

@@ -12,6 +12,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/hwheal/hwheal/agent/detect"
 	"github.com/hwheal/hwheal/collector/store"
 	"github.com/hwheal/hwheal/collector/store/sqlite"
@@ -83,7 +85,7 @@ func (f *fixture) hello(t *testing.T, node string, labels map[string]string) {
 // apply classifies a batch and stores it, as ingest does.
 func (f *fixture) apply(t *testing.T, b store.Batch) store.BatchResult {
 	t.Helper()
-	f.c.Classify(&b)
+	f.c.Classify(&b, 0)
 	res, err := f.st.Apply(context.Background(), []store.Batch{b})
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +155,7 @@ func TestClassifyAnnotatesAndDerives(t *testing.T) {
 	cool := hot(now.Add(time.Minute))
 	cool.Samples = []*hwhealv1.Sample{{Name: "package_celsius", Value: 60}, {Name: "package_over_crit", Value: 0}}
 	b := store.Batch{Node: "n1", StreamID: "s-n1", Received: now, Reports: []*hwhealv1.Report{{Seq: 3, Item: &hwhealv1.Report_Observation{Observation: cool}}}}
-	f.c.Classify(&b)
+	f.c.Classify(&b, 0)
 	if len(b.Derived) != 0 {
 		t.Errorf("a cool reading raised %v", b.Derived)
 	}
@@ -171,6 +173,17 @@ func TestDisabledRuleDropsAgentFaults(t *testing.T) {
 	}
 	if got := f.openFaults(t, "n1"); len(got) != 0 {
 		t.Errorf("faults of a disabled rule stored: %v", got)
+	}
+	var m dto.Metric
+	if err := f.c.m.disabled.WithLabelValues("blk-io-error").Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.GetCounter().GetValue(); got != 1 {
+		t.Errorf("dropped faults counted %v, want 1", got)
+	}
+	w := Weakened(f.c.cfg.Rules)
+	if len(w) != 1 || w[0].Rule != "blk-io-error" || w[0].Change != "disabled" || !strings.HasSuffix(w[0].File, "50-off.yaml") || w[0].Line != 2 {
+		t.Errorf("weakenings %+v, want blk-io-error disabled at 50-off.yaml:2", w)
 	}
 }
 
@@ -242,5 +255,41 @@ func TestRunPeersRaisesOutlier(t *testing.T) {
 		if got[0].GetMode() != hwhealv1.RuleMode_RULE_MODE_SHADOW {
 			t.Errorf("mode %v", got[0].GetMode())
 		}
+	}
+}
+
+// After a collector restart the rules go on from the last stored reading:
+// a counter that was 0 before and 1 after raises.
+func TestRulesSurviveRestart(t *testing.T) {
+	f := newFixture(t, nil)
+	f.hello(t, "n1", nil)
+	now := f.clk.now()
+	mc := func(ue float64, at time.Time) *hwhealv1.Observation {
+		return &hwhealv1.Observation{Time: timestamppb.New(at), Source: "edac",
+			Part:    &hwhealv1.Part{Kind: hwhealv1.PartKind_PART_KIND_MEMORY, Name: "mc0"},
+			Samples: []*hwhealv1.Sample{{Name: "ce_count", Value: 0}, {Name: "ue_count", Value: ue}}}
+	}
+	f.apply(t, store.Batch{Node: "n1", StreamID: "s-n1", Received: now, Reports: []*hwhealv1.Report{{Seq: 1, Item: &hwhealv1.Report_Observation{Observation: mc(0, now)}}}})
+
+	// A new classifier over the same store: a restarted collector.
+	rules, _, err := LoadRules("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := New(Config{Rules: rules, Store: f.st, Now: f.clk.now, Write: f.c.cfg.Write})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := store.Batch{Node: "n1", StreamID: "s-n1", Received: now, Reports: []*hwhealv1.Report{{Seq: 2, Item: &hwhealv1.Report_Observation{Observation: mc(1, now.Add(time.Minute))}}}}
+	c2.Classify(&b, 1)
+	if len(b.Derived) != 1 || b.Derived[0].Fault.GetFaultClass() != "memory.ue" {
+		t.Fatalf("derived %v, want the uncorrectable error the restart must not hide", b.Derived)
+	}
+
+	// A replay of a report classified before derives nothing again.
+	replayed := store.Batch{Node: "n1", StreamID: "s-n1", Received: now, Reports: []*hwhealv1.Report{{Seq: 2, Item: &hwhealv1.Report_Observation{Observation: mc(2, now.Add(2*time.Minute))}}}}
+	c2.Classify(&replayed, 2)
+	if len(replayed.Derived) != 0 {
+		t.Errorf("a replayed report derived %v", replayed.Derived)
 	}
 }

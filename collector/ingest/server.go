@@ -56,9 +56,10 @@ type Classifier interface {
 	// time, severity override), takes out those of disabled rules (a
 	// report keeps its sequence number, so it is still acknowledged), and
 	// appends to b.Derived the faults its rules raise from the batch's
-	// observations. It runs on the stream's goroutine, concurrently for
-	// different nodes.
-	Classify(b *store.Batch)
+	// observations. Reports with a sequence number at or below after are
+	// replays of reports classified before: left alone. It runs on the
+	// stream's goroutine, concurrently for different nodes.
+	Classify(b *store.Batch, after uint64)
 }
 
 func (c *Config) setDefaults() {
@@ -207,7 +208,7 @@ func (s *Server) connect(stream hwhealv1.AgentService_ConnectServer) error {
 	pending := make(chan (<-chan jobResult), 64)
 	recvDone := make(chan error, 1)
 	ackDone := make(chan error, 1)
-	go func() { recvDone <- s.receive(ctx, stream, hello, me, pending) }()
+	go func() { recvDone <- s.receive(ctx, stream, hello, res.AckedSeq, me, pending) }()
 	go func() { ackDone <- s.ack(ctx, stream, pending) }()
 
 	// The receiver may sit in Recv until this handler returns (that is what
@@ -287,8 +288,14 @@ func (s *Server) recvHello(stream hwhealv1.AgentService_ConnectServer) (*hwhealv
 
 // receive reads batches until the stream ends; it closes pending so the
 // acker can finish the ones already submitted.
-func (s *Server) receive(ctx context.Context, stream hwhealv1.AgentService_ConnectServer, hello *hwhealv1.Hello, me *session, pending chan<- (<-chan jobResult)) error {
+//
+// acked is the stream's acknowledged sequence number at hello: reports at
+// or below it (and below any report this stream already sent) were
+// classified when they were first stored, with the faults derived from
+// them, so they are not classified again.
+func (s *Server) receive(ctx context.Context, stream hwhealv1.AgentService_ConnectServer, hello *hwhealv1.Hello, acked uint64, me *session, pending chan<- (<-chan jobResult)) error {
 	defer close(pending)
+	classified := acked
 	for {
 		m, err := stream.Recv()
 		if err != nil {
@@ -314,7 +321,10 @@ func (s *Server) receive(ctx context.Context, stream hwhealv1.AgentService_Conne
 			Received: s.cfg.Now(),
 		}
 		if s.cfg.Classifier != nil {
-			s.cfg.Classifier.Classify(&b)
+			s.cfg.Classifier.Classify(&b, classified)
+			for _, r := range b.Reports {
+				classified = max(classified, r.GetSeq())
+			}
 		}
 		done, err := s.writer.submit(ctx, &job{kind: jobBatch, sess: me, batch: b})
 		if err != nil {

@@ -14,7 +14,9 @@ import (
 )
 
 var (
-	errStopped = errors.New("ingest writer stopped")
+	// ErrStopped is returned for work submitted to a writer that has
+	// stopped: the collector is shutting down.
+	ErrStopped = errors.New("ingest writer stopped")
 	// errEarlierFailed answers a batch queued behind a batch of the same
 	// stream that failed: storing it would advance the stream's acked
 	// sequence past the failed one, and the agent would delete reports the
@@ -99,7 +101,7 @@ func (w *writer) submit(ctx context.Context, j *job) (<-chan jobResult, error) {
 	}
 	select {
 	case <-w.stopped:
-		return nil, errStopped
+		return nil, ErrStopped
 	default:
 	}
 	if err := w.budget.Acquire(ctx, j.weight); err != nil {
@@ -110,7 +112,7 @@ func (w *writer) submit(ctx context.Context, j *job) (<-chan jobResult, error) {
 		return j.done, nil
 	case <-w.stopped:
 		w.budget.Release(j.weight)
-		return nil, errStopped
+		return nil, ErrStopped
 	}
 }
 
@@ -124,7 +126,7 @@ func (w *writer) call(ctx context.Context, j *job) (jobResult, error) {
 	case r := <-done:
 		return r, r.err
 	case <-w.stopped:
-		return jobResult{}, errStopped
+		return jobResult{}, ErrStopped
 	}
 }
 
@@ -252,7 +254,7 @@ func (w *writer) failQueued() {
 	for {
 		select {
 		case j := <-w.queue:
-			w.answer(j, jobResult{err: errStopped})
+			w.answer(j, jobResult{err: ErrStopped})
 		default:
 			return
 		}
