@@ -23,7 +23,7 @@ import (
 // Defaults of a Target's optional fields.
 const (
 	DefaultTimeout        = 10 * time.Second
-	DefaultMaxAttempts    = 8
+	DefaultMaxAttempts    = 0 // until delivered
 	DefaultBackoffInitial = time.Second
 	DefaultBackoffMax     = 5 * time.Minute
 )
@@ -99,8 +99,13 @@ type Target struct {
 	Headers map[string]string
 	// Timeout bounds one delivery attempt.
 	Timeout time.Duration
-	// MaxAttempts is how many times an event is tried before it is
-	// dead-lettered.
+	// MaxAttempts is how many times an event that fails for a reason that
+	// may pass (a network error, 408, 429, 5xx) is tried before it is
+	// dead-lettered; 0 (the default) tries until it is delivered, holding
+	// the target's later events back meanwhile: a pager that is down for
+	// half an hour gets its events when it is back, from the event log,
+	// rather than losing them. A permanent error (another 4xx) is
+	// dead-lettered at once whatever this says.
 	MaxAttempts int
 	// BackoffInitial and BackoffMax bound the wait between attempts: it
 	// doubles from BackoffInitial up to BackoffMax, with jitter. A
@@ -541,9 +546,6 @@ func (t *Target) applyDefaults() {
 	if t.Timeout == 0 {
 		t.Timeout = DefaultTimeout
 	}
-	if t.MaxAttempts == 0 {
-		t.MaxAttempts = DefaultMaxAttempts
-	}
 	if t.BackoffInitial == 0 {
 		t.BackoffInitial = min(DefaultBackoffInitial, max(t.BackoffMax, 0))
 		if t.BackoffInitial == 0 {
@@ -620,8 +622,8 @@ func (t *Target) check() []fieldError {
 	if t.Timeout <= 0 {
 		add("timeout", "must be positive")
 	}
-	if t.MaxAttempts < 1 || t.MaxAttempts > maxAttemptsLimit {
-		add("max_attempts", "%d is not between 1 and %d", t.MaxAttempts, maxAttemptsLimit)
+	if t.MaxAttempts < 0 || t.MaxAttempts > maxAttemptsLimit {
+		add("max_attempts", "%d is not between 0 (until delivered) and %d", t.MaxAttempts, maxAttemptsLimit)
 	}
 	if t.BackoffInitial <= 0 {
 		add("backoff_initial", "must be positive")

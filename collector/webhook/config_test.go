@@ -147,7 +147,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"max below initial", "webhooks:\n" + ok + "    backoff_initial: 1m\n    backoff_max: 1s\n", 5, "below backoff_initial"},
 		{"max attempts zero", "webhooks:\n" + ok + "    max_attempts: 0\n", 4, "must be at least 1"},
 		{"max attempts text", "webhooks:\n" + ok + "    max_attempts: many\n", 4, `"many" is not an integer`},
-		{"max attempts huge", "webhooks:\n" + ok + "    max_attempts: 1000\n", 4, "1000 is not between 1 and 100"},
+		{"max attempts huge", "webhooks:\n" + ok + "    max_attempts: 1000\n", 4, "1000 is not between 0 (until delivered) and 100"},
 		{"start", "webhooks:\n" + ok + "    start: now\n", 4, `"now" is not end or beginning`},
 		{"include_shadow", "webhooks:\n" + ok + "    include_shadow: 'yes'\n", 4, "is not true or false"},
 		{"second target's error", "webhooks:\n" + ok + "  - name: b\n    url: http://h/\n    min_severity: high\n", 6, `webhook "b": min_severity`},
@@ -376,7 +376,7 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("parsed config does not validate: %v\n%s", err, doc)
 		}
 		for _, tg := range cfg.Targets {
-			if tg.Timeout <= 0 || tg.MaxAttempts < 1 || tg.BackoffInitial <= 0 || tg.BackoffMax < tg.BackoffInitial {
+			if tg.Timeout <= 0 || tg.MaxAttempts < 0 || tg.BackoffInitial <= 0 || tg.BackoffMax < tg.BackoffInitial {
 				t.Fatalf("defaults not applied: %+v", tg)
 			}
 		}

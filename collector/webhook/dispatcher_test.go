@@ -678,3 +678,33 @@ func TestCursorPersistence(t *testing.T) {
 		})
 	}
 }
+
+// By default a receiver that is down is waited for: its events stay in the
+// log and arrive, in order, when it is back; none is dead-lettered.
+func TestOutageWaitedForByDefault(t *testing.T) {
+	src := newMemSource()
+	src.add(faultEvent(evOpened, "n1", "disk.media", sevCritical), nodeEvent(evConnected, "n2"))
+	const outage = 20 // failed attempts, more than any fixed default would allow
+	rc := newReceiver(t, func(n int, ce CloudEvent, w http.ResponseWriter, r *http.Request) bool {
+		if n < outage {
+			w.WriteHeader(http.StatusBadGateway)
+			return true
+		}
+		return false
+	})
+	tg := fastTarget("t", rc.srv.URL)
+	tg.MaxAttempts = 0
+	r := start(t, src, Options{}, tg)
+	rc.waitRequests(t, outage+2)
+	waitFor(t, "cursor at 2", func() bool { id, _ := src.cursor("webhook/t"); return id == 2 })
+	ids := rc.ids()
+	if got := ids[len(ids)-2:]; !slices.Equal(got, []string{"1", "2"}) {
+		t.Errorf("after the outage received %v, want 1 then 2", got)
+	}
+	if got := r.metric(t, "dead", "t"); got != 0 {
+		t.Errorf("dead letters = %v, want 0", got)
+	}
+	if got := r.metric(t, "failed", "t"); got != outage {
+		t.Errorf("attempts failed = %v, want %d", got, outage)
+	}
+}

@@ -537,7 +537,7 @@ func (d *Dispatcher) deliver(ctx context.Context, t *target, ev *hwhealv1.Event)
 			return ctx.Err()
 		}
 		t.failed.Inc()
-		if a.permanent || n >= t.cfg.MaxAttempts {
+		if a.permanent || (t.cfg.MaxAttempts > 0 && n >= t.cfg.MaxAttempts) {
 			d.deadLetter(t, ev, n, a)
 			return nil
 		}
