@@ -65,9 +65,9 @@ func (r *receiver) find(typ, subject string) []cloudEvent {
 // itself when its evidence is gone for the rule's clear time (set short
 // from rules.d), reopens as the same fault when it comes back at once (with
 // a longer clear time), is acknowledged and resolved by an operator; a
-// shadow rule's fault is recorded but leaves the node healthy; node health
-// is the same after a collector restart; every change reaches the webhook
-// as a CloudEvent.
+// shadow rule's fault is recorded but leaves the node healthy and pages
+// nobody; a faulty node is still faulty after the collector is killed and
+// restarted; every change reaches the webhook as a CloudEvent.
 func TestFaultLifecycle(t *testing.T) {
 	requireRoot(t)
 	enableDevkmsg(t)
@@ -221,13 +221,28 @@ func TestFaultLifecycle(t *testing.T) {
 		t.Fatalf("health %s with only a shadow fault open", h)
 	}
 
-	// 6. The same after a collector restart (SIGKILL: nothing saved on the
-	// way out).
+	// 6. A critical fault open, the collector killed (SIGKILL: nothing
+	// saved on the way out) and restarted: the node is still faulty, with
+	// the same faults.
+	badDev := prefix + "c"
+	writeKmsg(t, fmt.Sprintf("<3>blk_update_request: critical medium error, dev %s, sector 4096 op 0x0:(READ) flags 0x0 phys_seg 1 prio class 0\n", badDev))
+	eventually(t, 20*time.Second, "critical fault open", func() error {
+		if _, err := faultOf(badDev, false); err != nil {
+			return err
+		}
+		if h := health(); h != "NODE_HEALTH_FAULTY" {
+			return fmt.Errorf("health %s", h)
+		}
+		return nil
+	})
 	col.kill()
 	col = start(t, "hwheal-collector", collectorArgs...)
 	eventually(t, 30*time.Second, "collector back", func() error {
-		if h := health(); h != "NODE_HEALTH_HEALTHY" {
-			return fmt.Errorf("health %s", h)
+		if h := health(); h != "NODE_HEALTH_FAULTY" {
+			return fmt.Errorf("health %s after a restart with a critical fault open", h)
+		}
+		if _, err := faultOf(badDev, false); err != nil {
+			return err
 		}
 		_, err := faultOf(shadowDev, false)
 		return err
@@ -252,6 +267,12 @@ func TestFaultLifecycle(t *testing.T) {
 		}
 		return nil
 	})
+	// The shadow rule's fault paged nobody: a target has to ask for them.
+	for _, e := range recv.find("io.hwheal.fault.opened", nodeName) {
+		if e.Data.Fault != nil && e.Data.Fault.Part.Name == shadowDev {
+			t.Errorf("a shadow fault reached a webhook that did not ask for them: %+v", e)
+		}
+	}
 	ack := recv.find("io.hwheal.fault.acknowledged", nodeName)[0]
 	if ack.SpecVersion != "1.0" || ack.ID == "" || ack.Data.Fault == nil || ack.Data.Fault.Part.Name != dev {
 		t.Fatalf("acknowledged CloudEvent %+v", ack)

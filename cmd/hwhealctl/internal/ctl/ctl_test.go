@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -832,7 +833,7 @@ func TestRulesList(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != len(rs.Rules()) || list[0]["name"] != rs.Rules()[0].Name || list[0]["kind"] == "" || list[0]["clear_after"] == "" {
+	if len(list) != len(rs.Rules()) || list[0]["name"] != rs.Rules()[0].Name || list[0]["kind"] != string(rs.Rules()[0].Kind) || list[0]["clear_after"] != clearString(rs.Rules()[0].ClearAfter) {
 		t.Errorf("rules list -o json: %d rules, first %v", len(list), list[0])
 	}
 }
@@ -855,7 +856,7 @@ func TestFaultAckResolve(t *testing.T) {
 		t.Fatalf("after ack: %q", rows)
 	}
 	detail := f.ctl(t, "fault", id)
-	if !strings.Contains(detail, "by alice@ops: on it") || !strings.Contains(detail, "open") {
+	if !strings.Contains(detail, "by alice@ops: on it") || !regexp.MustCompile(`(?m)^state\s+open$`).MatchString(detail) {
 		t.Errorf("fault %s after ack:\n%s", id, detail)
 	}
 
