@@ -309,12 +309,17 @@ func (e *Evaluator) threshold(ev *evaluation, r *rule) *hwhealv1.Fault {
 	if st == nil {
 		return nil
 	}
+	prev := st.last
 	st.start(ev.t)
 	if len(hold) == 0 {
 		st.reset()
 		return nil
 	}
-	if st.since.IsZero() {
+	// "Held for" means seen holding on readings close enough together:
+	// after a gap longer than the hold time itself (readings lost, the
+	// source stopped a while) the clock starts again at this reading. A
+	// condition already raised and holding again is refreshed as before.
+	if st.since.IsZero() || (r.holdFor > 0 && st.raised.IsZero() && !prev.IsZero() && ev.t.Sub(prev) > r.holdFor) {
 		st.since = ev.t
 	}
 	held := ev.t.Sub(st.since)

@@ -540,12 +540,15 @@ func TestThresholdFor(t *testing.T) {
 		{temp(7*time.Minute, 97), false},                                // raised 1 minute ago
 		{temp(21*time.Minute, 97), true},                                // a quarter of the clear time later
 		{obs("hwmon", cpuZone, 22*time.Minute, "x_celsius", 99), false}, // another part waits on its own
+		{obs("hwmon", cpuZone, 40*time.Minute, "x_celsius", 99), false}, // seen again after a gap longer than 3m: held 0
+		{obs("hwmon", cpuZone, 42*time.Minute, "x_celsius", 99), false},
+		{obs("hwmon", cpuZone, 43*time.Minute, "x_celsius", 99), true}, // 3 minutes of readings close together
 	} {
 		fs := ev.Observe("n1", step.o)
 		if (len(fs) == 1) != step.raise || len(fs) > 1 {
 			t.Fatalf("at %v: raised %s, want raise=%v", step.o.GetTime().AsTime().Sub(t0), describe(fs), step.raise)
 		}
-		if len(fs) == 1 {
+		if len(fs) == 1 && step.o.GetPart() == cpuChip {
 			f := fs[0]
 			if got := f.GetEvidence().GetSamples(); len(got) != 1 || got[0].GetName() != "core_1_celsius" {
 				t.Errorf("evidence %v, want the one sample over the limit", got)
