@@ -28,6 +28,9 @@ var ErrBadPageToken = errors.New("invalid page token")
 // longer open (acknowledging or resolving a resolved fault).
 var ErrNotOpen = errors.New("fault is not open")
 
+// QuietChunk is the most faults one Store.ResolveQuiet call resolves.
+const QuietChunk = 500
+
 // Hello is what the store records when an agent connects.
 type Hello struct {
 	Node         string
@@ -50,9 +53,23 @@ type HelloResult struct {
 }
 
 // DerivedFault is a fault a collector rule raised from readings, with the
-// observation source whose readings are its evidence: such a fault is
-// resolved only by a reading of that source and part that no longer shows
-// it, never by silence (a drive that stopped answering has not healed).
+// observation source whose readings are its evidence.
+//
+// The rules re-raise a condition that still holds at least once per quarter
+// of its clear time, so a newer reading of that source and part that did
+// not re-raise it is evidence the condition is gone; silence is not (a
+// drive that stopped answering, a source that died, a part that vanished
+// has not healed). Such a fault resolves by quiet time only once a reading
+// of Source for its node and part, taken at least its clear time after the
+// fault was last seen, is stored (see Store.ResolveQuiet).
+//
+// A fault keeps the source of the latest derived report merged into it,
+// across reopens. An agent report merged into it does not remove it: the
+// agent's evidence is covered by the quiet time (it re-raises while the
+// condition holds), the readings' evidence is not, so a fault any rule
+// ever derived from readings needs a reading to resolve. Only a fault no
+// derived report reached (or derived with an empty Source) resolves by
+// quiet time alone.
 type DerivedFault struct {
 	Fault  *hwhealv1.Fault
 	Source string
@@ -84,8 +101,13 @@ type Batch struct {
 	// reports are: merged into the open fault of the same node, class and
 	// part, with the same kernel record check and the same events.
 	Derived []DerivedFault
-	// Received is the collector's time of receipt (fault last-seen when the
-	// agent's own time is missing).
+	// Received is the collector's time of receipt (zero: the store's
+	// clock). Quiet time and reopen windows count from it, never from the
+	// times the agent put on its reports: an agent clock hours behind must
+	// not resolve a fresh fault, nor one a year ahead keep it open forever.
+	// A fault's first and last seen keep the agent's times (for display,
+	// and to compare with its readings, which carry the same clock), or
+	// Received when a report has none.
 	Received time.Time
 }
 
@@ -162,23 +184,33 @@ type Store interface {
 	// reports and derived faults upsert the open fault of the same node,
 	// class and part (count, last seen, severity raised, latest evidence,
 	// mode and clear time). Without an open one, a fault whose newest row
-	// resolved by itself (not by an operator) within that row's clear time
-	// before the report's time is reopened (FAULT_REOPENED, reopened
+	// resolved by itself (not by an operator) at most that row's clear time
+	// before the batch was received is reopened (FAULT_REOPENED, reopened
 	// counted, so its clear time doubles); otherwise a new fault opens.
 	// Observations replace the latest reading of their node, source and
 	// part; node health is recomputed for every node whose faults changed.
 	Apply(ctx context.Context, batches []Batch) ([]BatchResult, error)
 
-	// ResolveQuiet resolves every open fault with a clear time whose
-	// evidence has been gone for it: now is at least its last_seen plus
-	// its clear time, and its node is connected and has been since at
-	// least that long (quiet time counts only while the agent can report).
-	// The clear time is the fault's, doubled per reopen up to 8 times.
+	// ResolveQuiet resolves open faults with a clear time whose evidence
+	// has been gone for it, at most QuietChunk of them, in one transaction:
+	// the store's writer is shared with every agent's batches, so a backlog
+	// (a collector that was down for a day) is worked off in short steps.
+	// Callers call again while it returns QuietChunk FAULT_RESOLVED events.
+	//
+	// A fault is due when now is at least its clear time after the later
+	// of the receipt of its latest report (Batch.Received) and its node's
+	// last hello, and its node is connected (quiet time counts only while
+	// the agent can report, and only on the collector's clock). The clear
+	// time is the fault's, doubled per reopen up to 8 times. A fault with a
+	// derived source (see DerivedFault) must also have a stored reading of
+	// that source for its node and part whose time is at least its last
+	// seen plus that clear time (both on the agent's clock); until then it
+	// stays open however long it has been quiet.
+	//
 	// Each resolution records FAULT_RESOLVED with reason "no evidence for
-	// <clear time>", and NODE_HEALTH_CHANGED where a node's health changes.
-	// Zero now means the store's clock. A backend may resolve a backlog in
-	// several transactions: on an error, the events of those committed are
-	// returned with it.
+	// <clear time>" (a derived fault's adds ": a newer <source> reading
+	// does not show it"), and NODE_HEALTH_CHANGED where a node's health
+	// changes. Zero now means the store's clock.
 	ResolveQuiet(ctx context.Context, now time.Time) ([]*hwhealv1.Event, error)
 	// GetFault returns one fault by id (ErrNotFound).
 	GetFault(ctx context.Context, id uint64) (*hwhealv1.FaultRecord, error)

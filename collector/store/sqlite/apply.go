@@ -100,13 +100,14 @@ type nodeConn struct {
 	connectedAt int64 // nanoseconds
 }
 
-// dueAt is the due_at of an open fault last seen at last (see migration
-// 0003): NULL when it cannot resolve by itself now.
-func (c nodeConn) dueAt(last time.Time, base time.Duration, reopened uint32) sql.NullInt64 {
+// dueAt is the due_at of an open fault whose latest report the collector
+// received at received (see migrations 0003 and 0004): NULL when it cannot
+// resolve by itself now.
+func (c nodeConn) dueAt(received int64, base time.Duration, reopened uint32) sql.NullInt64 {
 	if base <= 0 || !c.connected {
 		return sql.NullInt64{}
 	}
-	return sql.NullInt64{Int64: addSat(max(nanos(last), c.connectedAt), effClear(base, reopened)), Valid: true}
+	return sql.NullInt64{Int64: addSat(max(received, c.connectedAt), effClear(base, reopened)), Valid: true}
 }
 
 type faultKey struct{ class, part string }
@@ -116,7 +117,14 @@ type faultKey struct{ class, part string }
 type pendingFault struct {
 	key         faultKey
 	rec         *hwhealv1.FaultRecord
-	first, last time.Time
+	first, last time.Time // the agent's clock
+	// received is when the collector received the latest report merged
+	// (nanoseconds, its own clock): quiet time counts from it.
+	received int64
+	// source is the observation source of the latest derived report
+	// merged, kept across agent reports and reopens ("" if none): see
+	// store.DerivedFault.
+	source string
 	// isNew: no row is open for the key and none was reopened (yet): the
 	// fault is inserted. reopen: the newest resolved row is reopened.
 	isNew, reopen bool
@@ -140,17 +148,22 @@ type pendingFault struct {
 type resolvedFault struct {
 	rec          *hwhealv1.FaultRecord
 	first, last  time.Time
+	received     int64
+	source       string
 	resolved     time.Time
 	selfResolved bool
 	clearAfter   time.Duration // in force when it resolved
 }
 
-// reopenedBy reports whether a report at t reopens rf: it resolved by
-// itself, not by an operator, and t is at most its clear time after it
-// resolved (or before: evidence the agent held back).
-func (rf *resolvedFault) reopenedBy(t time.Time) bool {
+// reopenedBy reports whether a report the collector received at received
+// reopens rf: it resolved by itself, not by an operator, and received is at
+// most its clear time after it resolved. Both times are the collector's:
+// the report's own time is the agent's clock, which would make a report
+// of a skewed agent reopen (and double the clear time of) every later
+// fault, or never reopen a flapping one.
+func (rf *resolvedFault) reopenedBy(received int64) bool {
 	return rf != nil && rf.selfResolved && rf.clearAfter > 0 &&
-		nanos(t) <= addSat(nanos(rf.resolved), rf.clearAfter)
+		received <= addSat(nanos(rf.resolved), rf.clearAfter)
 }
 
 type obsKey struct{ source, part string }
@@ -183,9 +196,9 @@ func (s *Store) applyBatch(ctx context.Context, st *txStmts, b *store.Batch) (st
 		obs       map[obsKey]*hwhealv1.Observation
 		obsList   []obsKey
 	)
-	// take merges one fault report; dup says it was a kernel record
-	// counted already.
-	take := func(f *hwhealv1.Fault) (dup bool, err error) {
+	// take merges one fault report, derived from readings of source when
+	// that is not empty; dup says it was a kernel record counted already.
+	take := func(f *hwhealv1.Fault, source string) (dup bool, err error) {
 		key := faultKey{class: f.GetFaultClass(), part: partKey(f.GetPart())}
 		pf := faults[key]
 		if pf == nil {
@@ -203,7 +216,7 @@ func (s *Store) applyBatch(ctx context.Context, st *txStmts, b *store.Batch) (st
 		if !pf.merged {
 			faultList = append(faultList, pf)
 		}
-		pf.merge(f, tsTime(f.GetTime(), received))
+		pf.merge(f, tsTime(f.GetTime(), received), nanos(received), source)
 		return false, nil
 	}
 	for _, r := range b.Reports {
@@ -222,7 +235,7 @@ func (s *Store) applyBatch(ctx context.Context, st *txStmts, b *store.Batch) (st
 			// A kernel record counted already, delivered again under
 			// another stream sequence number: dropped, but acknowledged
 			// (acked has moved past it) so the agent does not resend it.
-			dup, err := take(r.GetFault())
+			dup, err := take(r.GetFault(), "")
 			if err != nil {
 				return res, err
 			}
@@ -246,7 +259,7 @@ func (s *Store) applyBatch(ctx context.Context, st *txStmts, b *store.Batch) (st
 		if f == nil {
 			continue
 		}
-		dup, err := take(f)
+		dup, err := take(f, d.Source)
 		if err != nil {
 			return res, err
 		}
@@ -352,12 +365,13 @@ func loadFault(ctx context.Context, st *txStmts, node string, key faultKey) (*pe
 	var (
 		id, state, sev, count, first, last, kseq int64
 		resolved, clearAfter, reopened           int64
-		rule, summary, kboot                     string
+		received                                 int64
+		rule, summary, kboot, source             string
 		self                                     bool
 		ack                                      []byte
 	)
 	err := st.s(sFaultLast).QueryRowContext(ctx, node, key.class, key.part).Scan(&id, &state, &sev, &count, &first, &last, &rule, &summary,
-		&kboot, &kseq, &resolved, &self, &clearAfter, &reopened, &ack)
+		&kboot, &kseq, &resolved, &self, &clearAfter, &reopened, &ack, &received, &source)
 	if errors.Is(err, sql.ErrNoRows) {
 		return newFault(node, key), nil
 	}
@@ -384,6 +398,8 @@ func loadFault(ctx context.Context, st *txStmts, node string, key faultKey) (*pe
 			rec:      rec,
 			first:    time.Unix(0, first),
 			last:     time.Unix(0, last),
+			received: received,
+			source:   source,
 			kmsgBoot: kboot,
 			kmsgSeq:  uint64(kseq), // stored as the int64 bit pattern
 		}, nil
@@ -394,6 +410,8 @@ func loadFault(ctx context.Context, st *txStmts, node string, key faultKey) (*pe
 		rec:          rec,
 		first:        time.Unix(0, first),
 		last:         time.Unix(0, last),
+		received:     received,
+		source:       source,
 		resolved:     time.Unix(0, resolved),
 		selfResolved: self,
 		clearAfter:   effClear(time.Duration(clearAfter), uint32(reopened)),
@@ -425,20 +443,23 @@ func (pf *pendingFault) seen(f *hwhealv1.Fault) bool {
 	return kl.GetBootId() != "" && kl.GetBootId() == pf.kmsgBoot && kl.GetSequence() <= pf.kmsgSeq
 }
 
-// merge counts one report of the fault: the severity only rises, the
-// seen-times widen, and what the report says about the part, rule, summary
-// and evidence replaces what an older report said (an empty field says
-// nothing new). The mode and clear time are the latest report's, always:
-// the collector sets them from its rules.
+// merge counts one report of the fault, timed t by the agent and received
+// by the collector at received, derived from readings of source (or an
+// agent report, source ""): the severity only rises, the seen-times widen,
+// and what the report says about the part, rule, summary and evidence
+// replaces what an older report said (an empty field says nothing new).
+// The mode and clear time are the latest report's, always: the collector
+// sets them from its rules.
 //
 // The first report merged into a fault with no open row decides whether it
 // reopens the newest resolved row of its key or opens a new one.
-func (pf *pendingFault) merge(f *hwhealv1.Fault, t time.Time) {
+func (pf *pendingFault) merge(f *hwhealv1.Fault, t time.Time, received int64, source string) {
 	if !pf.merged && pf.isNew {
-		if pf.prev.reopenedBy(t) {
+		if pf.prev.reopenedBy(received) {
 			p := pf.prev
 			pf.isNew, pf.reopen = false, true
 			pf.rec, pf.first, pf.last = p.rec, p.first, p.last
+			pf.received, pf.source = p.received, p.source
 			if pf.rec.Reopened < math.MaxUint32 {
 				pf.rec.Reopened++
 			}
@@ -448,6 +469,10 @@ func (pf *pendingFault) merge(f *hwhealv1.Fault, t time.Time) {
 	}
 	r := pf.rec
 	pf.merged = true
+	pf.received = max(pf.received, received)
+	if source != "" {
+		pf.source = source
+	}
 	r.Count++
 	// A record of another boot replaces the mark: the fault keeps one boot,
 	// the newest seen, which is the one a re-read ring delivers again.
@@ -482,7 +507,7 @@ func (pf *pendingFault) store(ctx context.Context, st *txStmts, node string, con
 	r := pf.rec
 	r.FirstSeen, r.LastSeen = timestamppb.New(pf.first), timestamppb.New(pf.last)
 	r.ClearAfter = clearAfterPB(pf.clearAfter, r.Reopened)
-	due := conn.dueAt(pf.last, pf.clearAfter, r.Reopened)
+	due := conn.dueAt(pf.received, pf.clearAfter, r.Reopened)
 	part, err := marshal(r.Part)
 	if err != nil {
 		return fmt.Errorf("encode part of fault %s on %s: %w", pf.key.class, pf.key.part, err)
@@ -500,7 +525,7 @@ func (pf *pendingFault) store(ctx context.Context, st *txStmts, node string, con
 	if pf.isNew {
 		res, err := st.s(sFaultInsert).ExecContext(ctx, node, pf.key.class, pf.key.part, nullBytes(part), int64(r.Severity), r.Rule,
 			int64(r.Count), nanos(pf.first), nanos(pf.last), r.Summary, nullBytes(ev), pf.kmsgBoot, int64(pf.kmsgSeq),
-			int64(r.Mode), int64(pf.clearAfter), due)
+			int64(r.Mode), int64(pf.clearAfter), due, pf.received, pf.source)
 		if err != nil {
 			return fmt.Errorf("insert fault %s on %s: %w", pf.key.class, pf.key.part, err)
 		}
@@ -517,7 +542,7 @@ func (pf *pendingFault) store(ctx context.Context, st *txStmts, node string, con
 	}
 	if _, err := st.s(upd).ExecContext(ctx, int64(r.Id), nullBytes(part), int64(r.Severity), r.Rule,
 		int64(r.Count), nanos(pf.first), nanos(pf.last), r.Summary, nullBytes(ev), pf.kmsgBoot, int64(pf.kmsgSeq),
-		int64(r.Mode), int64(pf.clearAfter), int64(r.Reopened), due); err != nil {
+		int64(r.Mode), int64(pf.clearAfter), int64(r.Reopened), due, pf.received, pf.source); err != nil {
 		return fmt.Errorf("update fault %d: %w", r.Id, err)
 	}
 	if r.Part != nil && r.Evidence != nil {

@@ -13,107 +13,99 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// quietChunk is how many faults one transaction of ResolveQuiet resolves.
-// The writer is shared with every agent's batches, so a backlog (a
-// collector that was down for a day) is worked off in short transactions
-// rather than one that holds the agents back.
-const quietChunk = 500
-
-// ResolveQuiet resolves the open faults whose clear time has run out (see
-// store.Store). It reads one range of the faults_due index: due_at is kept
-// on every write to be the time a fault resolves, or NULL when it cannot
-// (no clear time, or its node disconnected), so the cost is that of the
-// faults due, not of the fault table. Faults are resolved in transactions
-// of up to quietChunk; on an error, the events of those already committed
-// are returned with it.
+// ResolveQuiet resolves up to store.QuietChunk open faults whose clear time
+// has run out (see store.Store), in one transaction. It reads one range of
+// the faults_due index: due_at is kept on every write to be the time a
+// fault's quiet time ends, or NULL when it cannot (no clear time, or its
+// node disconnected), so the cost is that of the faults due, not of the
+// fault table. A fault derived from readings adds one lookup of the newest
+// reading of its source and part by the key of observations_latest. Such a
+// fault that is due but has no reading clearing it stays in the range and
+// is looked at again on every pass until a reading comes (or a report
+// moves its due_at): a pass costs those held faults too, under a
+// microsecond each (BenchmarkResolveQuiet/1000_held).
 func (s *Store) ResolveQuiet(ctx context.Context, now time.Time) ([]*hwhealv1.Event, error) {
 	now = s.orNow(now)
-	var all []*hwhealv1.Event
-	for {
-		if err := ctx.Err(); err != nil {
-			return all, fmt.Errorf("resolve quiet faults: %w", err)
-		}
-		var (
-			evs []*hwhealv1.Event
-			n   int
-		)
-		err := s.write(ctx, func(ctx context.Context, st *txStmts) error {
-			var err error
-			evs, n, err = resolveDue(ctx, st, now)
-			return err
-		})
-		if err != nil {
-			return all, fmt.Errorf("resolve quiet faults: %w", err)
-		}
-		all = append(all, evs...)
-		if n < quietChunk {
-			return all, nil
-		}
+	var evs []*hwhealv1.Event
+	err := s.write(ctx, func(ctx context.Context, st *txStmts) error {
+		var err error
+		evs, err = resolveDue(ctx, st, now)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("resolve quiet faults: %w", err)
 	}
+	return evs, nil
 }
 
-// resolveDue resolves up to quietChunk faults due at now and returns their
-// events and how many it resolved.
-func resolveDue(ctx context.Context, st *txStmts, now time.Time) ([]*hwhealv1.Event, int, error) {
-	rows, err := st.s(sFaultsDue).QueryContext(ctx, nanos(now), quietChunk)
+// resolveDue resolves up to store.QuietChunk faults due at now and returns
+// their events.
+func resolveDue(ctx context.Context, st *txStmts, now time.Time) ([]*hwhealv1.Event, error) {
+	rows, err := st.s(sFaultsDue).QueryContext(ctx, nanos(now), store.QuietChunk)
 	if err != nil {
-		return nil, 0, fmt.Errorf("find faults due: %w", err)
+		return nil, fmt.Errorf("find faults due: %w", err)
+	}
+	type due struct {
+		id     int64
+		source string
 	}
 	var (
 		nodes  []string
-		byNode = map[string][]int64{}
-		n      int
+		byNode = map[string][]due{}
 	)
 	for rows.Next() {
 		var (
-			id   int64
+			d    due
 			node string
 		)
-		if err := rows.Scan(&id, &node); err != nil {
+		if err := rows.Scan(&d.id, &node, &d.source); err != nil {
 			rows.Close()
-			return nil, 0, fmt.Errorf("find faults due: %w", err)
+			return nil, fmt.Errorf("find faults due: %w", err)
 		}
 		if _, ok := byNode[node]; !ok {
 			nodes = append(nodes, node)
 		}
-		byNode[node] = append(byNode[node], id)
-		n++
+		byNode[node] = append(byNode[node], d)
 	}
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return nil, 0, fmt.Errorf("find faults due: %w", err)
+		return nil, fmt.Errorf("find faults due: %w", err)
 	}
 
 	var evs []*hwhealv1.Event
 	for _, node := range nodes {
 		old, err := nodeHealth(ctx, st, node)
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
-		for _, id := range byNode[node] {
-			rec, err := resolveRow(ctx, st, id, now, nil)
+		for _, d := range byNode[node] {
+			rec, err := resolveRow(ctx, st, d.id, now, nil)
 			if err != nil {
-				return nil, 0, err
+				return nil, err
+			}
+			reason := "no evidence for " + rec.GetClearAfter().AsDuration().String()
+			if d.source != "" {
+				reason += ": a newer " + d.source + " reading does not show it"
 			}
 			ev := &hwhealv1.Event{
 				Type:   hwhealv1.EventType_EVENT_TYPE_FAULT_RESOLVED,
 				Node:   node,
 				Fault:  rec,
-				Reason: "no evidence for " + rec.GetClearAfter().AsDuration().String(),
+				Reason: reason,
 			}
 			if err := insertEvent(ctx, st, ev, now); err != nil {
-				return nil, 0, err
+				return nil, err
 			}
 			evs = append(evs, ev)
 		}
 		ev, err := setHealth(ctx, st, node, old, now, false)
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		if ev != nil {
 			evs = append(evs, ev)
 		}
 	}
-	return evs, n, nil
+	return evs, nil
 }
 
 // nodeHealth reads a node's stored health (store.ErrNotFound).

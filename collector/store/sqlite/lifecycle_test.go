@@ -113,7 +113,8 @@ func TestMigration0003(t *testing.T) {
 }
 
 // TestClearAfterBounds: a clear time beyond any use, and one added to a
-// time at the end of the storable range, are stored without overflow.
+// receipt time at the end of the storable range, are stored without
+// overflow.
 func TestClearAfterBounds(t *testing.T) {
 	s := openTemp(t)
 	defer s.Close()
@@ -128,7 +129,7 @@ func TestClearAfterBounds(t *testing.T) {
 		when  time.Time
 		clear *durationpb.Duration
 		want  time.Duration
-		due   int64 // 0: t0's fault time plus want
+		due   int64 // 0: the receipt time (when) plus want
 	}{
 		{"thousand years", t0, &durationpb.Duration{Seconds: 1000 * 365 * 86400}, maxClearAfter, 0},
 		{"negative", t0, durationpb.New(-time.Hour), 0, -1},
@@ -137,7 +138,7 @@ func TestClearAfterBounds(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := s.Apply(ctx, []store.Batch{{Node: "n1", StreamID: "s1", Received: t0,
+			res, err := s.Apply(ctx, []store.Batch{{Node: "n1", StreamID: "s1", Received: tt.when,
 				Reports: []*hwhealv1.Report{clearFault(uint64(i+1), "c", diskPart(fmt.Sprint("sd", i)), tt.when, tt.clear)}}})
 			if err != nil {
 				t.Fatal(err)
@@ -170,14 +171,16 @@ func TestClearAfterBounds(t *testing.T) {
 	}
 }
 
-// TestResolveQuietChunks resolves more faults than one transaction takes:
-// all of them in one call, each once.
+// TestResolveQuietChunks resolves a backlog of faults of several nodes,
+// more than one call takes: each call resolves at most one chunk, in one
+// transaction, each fault once, and a node whose faults span two calls
+// changes health once, in the call that resolves its last fault.
 func TestResolveQuietChunks(t *testing.T) {
 	s := openTemp(t)
 	defer s.Close()
 	ctx := t.Context()
 	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	const nodes, parts = 3, quietChunk/2 + 1
+	const nodes, parts = 3, store.QuietChunk/2 + 1
 	var batches []store.Batch
 	for n := range nodes {
 		node := fmt.Sprint("n", n)
@@ -200,30 +203,140 @@ func TestResolveQuietChunks(t *testing.T) {
 		t.Errorf("ResolveQuiet with a canceled context = %d events, %v; want an error and none", len(evs), err)
 	}
 
-	evs, err := s.ResolveQuiet(ctx, t0.Add(time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
 	resolved := map[uint64]bool{}
-	health := 0
-	for _, ev := range evs {
-		switch ev.GetType() {
-		case hwhealv1.EventType_EVENT_TYPE_FAULT_RESOLVED:
-			if resolved[ev.GetFault().GetId()] {
-				t.Errorf("fault %d resolved twice", ev.GetFault().GetId())
+	health := map[string]int{}
+	var perCall []int
+	for call := 0; ; call++ {
+		if call > nodes*parts/store.QuietChunk+1 {
+			t.Fatalf("still resolving after %d calls: %v", call, perCall)
+		}
+		evs, err := s.ResolveQuiet(ctx, t0.Add(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, ev := range evs {
+			switch ev.GetType() {
+			case hwhealv1.EventType_EVENT_TYPE_FAULT_RESOLVED:
+				if resolved[ev.GetFault().GetId()] {
+					t.Errorf("fault %d resolved twice", ev.GetFault().GetId())
+				}
+				resolved[ev.GetFault().GetId()] = true
+				n++
+			case hwhealv1.EventType_EVENT_TYPE_NODE_HEALTH_CHANGED:
+				health[ev.GetNode()]++
+				// Its last open fault went in this very call.
+				if open, _, err := s.ListFaults(ctx, store.FaultFilter{Node: ev.GetNode()}, store.Page{}); err != nil || len(open) != 0 {
+					t.Errorf("node %s changed health with %d faults open, %v", ev.GetNode(), len(open), err)
+				}
 			}
-			resolved[ev.GetFault().GetId()] = true
-		case hwhealv1.EventType_EVENT_TYPE_NODE_HEALTH_CHANGED:
-			health++
+		}
+		perCall = append(perCall, n)
+		if n < store.QuietChunk {
+			break
 		}
 	}
-	// A node whose faults span two transactions changes health once, in
-	// the one that resolves its last fault.
-	if len(resolved) != nodes*parts || health != nodes {
-		t.Errorf("%d faults resolved, %d health changes; want %d, %d", len(resolved), health, nodes*parts, nodes)
+	if want := fmt.Sprint([]int{store.QuietChunk, nodes*parts - store.QuietChunk}); fmt.Sprint(perCall) != want {
+		t.Errorf("faults resolved per call %v, want %s", perCall, want)
+	}
+	if len(resolved) != nodes*parts || len(health) != nodes {
+		t.Errorf("%d faults resolved, health changes %v; want %d, one per node", len(resolved), health, nodes*parts)
+	}
+	for node, n := range health {
+		if n != 1 {
+			t.Errorf("node %s changed health %d times", node, n)
+		}
 	}
 	open, _, err := s.ListFaults(ctx, store.FaultFilter{}, store.Page{})
 	if err != nil || len(open) != 0 {
 		t.Errorf("open faults after the pass: %d, %v", len(open), err)
+	}
+}
+
+// TestMigration0004 opens a version 3 database written while due_at
+// counted from the agent's clock: a fault of an agent a year ahead would
+// stay open for a year, one of an agent hours behind would resolve at the
+// next pass. After the upgrade both count their quiet time from the node's
+// last sign of life on the collector's clock; a disconnected node's fault
+// still waits for it; a resolved fault stays resolved.
+func TestMigration0004(t *testing.T) {
+	known, err := loadMigrations(migrationFiles, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "db")
+	db := rawWriter(t, path)
+	if _, err := migrate(t.Context(), db, known[:3], time.Unix(0, 0), discard()); err != nil {
+		t.Fatal(err)
+	}
+	connected := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	last := connected.Add(3 * time.Hour) // the node's last batch
+	const (
+		ahead  = 365 * 24 * time.Hour
+		behind = -2 * time.Hour
+		clear  = time.Hour
+	)
+	part := func(name string) string { return partKey(diskPart(name)) }
+	for _, q := range []string{
+		fmt.Sprintf(`INSERT INTO nodes (name, health, connected, connected_at, first_seen, last_seen, open_faults) VALUES ('n1', 3, 1, %d, 0, %d, 2)`,
+			connected.UnixNano(), last.UnixNano()),
+		fmt.Sprintf(`INSERT INTO nodes (name, health, connected, connected_at, first_seen, last_seen, open_faults) VALUES ('away', 3, 0, %d, 0, %d, 1)`,
+			connected.UnixNano(), last.UnixNano()),
+		// due_at as version 3 wrote it: MAX(last_seen, connected_at) + clear.
+		fmt.Sprintf(`INSERT INTO faults (id, node, class, part_key, severity, state, count, first_seen, last_seen, clear_after, due_at)
+			VALUES (1, 'n1', 'disk.io_error', '%s', 4, 1, 1, 0, %d, %d, %d)`,
+			part("sda"), last.Add(ahead).UnixNano(), int64(clear), last.Add(ahead+clear).UnixNano()),
+		fmt.Sprintf(`INSERT INTO faults (id, node, class, part_key, severity, state, count, first_seen, last_seen, clear_after, due_at)
+			VALUES (2, 'n1', 'disk.io_error', '%s', 4, 1, 1, 0, %d, %d, %d)`,
+			part("sdb"), last.Add(behind).UnixNano(), int64(clear), connected.Add(clear).UnixNano()),
+		fmt.Sprintf(`INSERT INTO faults (id, node, class, part_key, severity, state, count, first_seen, last_seen, resolved, clear_after)
+			VALUES (3, 'n1', 'disk.io_error', '%s', 4, 2, 1, 0, %d, %d, %d)`,
+			part("sdc"), connected.UnixNano(), connected.Add(clear).UnixNano(), int64(clear)),
+		fmt.Sprintf(`INSERT INTO faults (id, node, class, part_key, severity, state, count, first_seen, last_seen, clear_after)
+			VALUES (4, 'away', 'disk.io_error', '%s', 4, 1, 1, 0, %d, %d)`,
+			part("sda"), connected.UnixNano(), int64(clear)),
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	s, err := Open(t.Context(), path, Options{})
+	if err != nil {
+		t.Fatalf("Open of a version 3 database: %v", err)
+	}
+	defer s.Close()
+	for id, want := range map[uint64]int64{1: last.Add(clear).UnixNano(), 2: last.Add(clear).UnixNano()} {
+		if due, ok := dueOf(t, s, id); !ok || due != want {
+			t.Errorf("fault %d due at %d (%v) after upgrade, want %d", id, due, ok, want)
+		}
+	}
+	for _, id := range []uint64{3, 4} {
+		if due, ok := dueOf(t, s, id); ok {
+			t.Errorf("fault %d due at %d after upgrade, want none", id, due)
+		}
+	}
+	var sources int
+	if err := s.r.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM faults WHERE source <> ''`).Scan(&sources); err != nil || sources != 0 {
+		t.Errorf("%d faults with a derived source after upgrade (%v), want none", sources, err)
+	}
+	// The fault of the agent behind is not resolved at once, nor before
+	// its clear time after the node's last batch.
+	if evs, err := s.ResolveQuiet(t.Context(), last.Add(clear-time.Second)); err != nil || len(evs) != 0 {
+		t.Errorf("ResolveQuiet before the clear time = %v, %v; want nothing", evs, err)
+	}
+	evs, err := s.ResolveQuiet(t.Context(), last.Add(clear))
+	var got []uint64
+	for _, ev := range evs {
+		if ev.GetType() == hwhealv1.EventType_EVENT_TYPE_FAULT_RESOLVED {
+			got = append(got, ev.GetFault().GetId())
+		}
+	}
+	if err != nil || fmt.Sprint(got) != "[1 2]" {
+		t.Errorf("ResolveQuiet at the clear time resolved %v, %v; want faults 1 and 2", got, err)
+	}
+	if f, err := s.GetFault(t.Context(), 1); err != nil || !f.GetLastSeen().AsTime().Equal(last.Add(ahead)) {
+		t.Errorf("fault 1 %v, %v: want last_seen the agent's %v", f, err, last.Add(ahead))
 	}
 }

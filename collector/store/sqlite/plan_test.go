@@ -83,7 +83,12 @@ func TestLifecyclePlans(t *testing.T) {
 		// want is a step every plan must have, the index named.
 		want []string
 	}{
-		{"faults due", faultsDueSQL, []any{1, 500}, []string{"SEARCH faults USING INDEX faults_due (due_at<?)"}},
+		// A derived fault's reading is one probe of the table's key, never a
+		// walk of the node's or the source's readings.
+		{"faults due", faultsDueSQL, []any{1, 500}, []string{
+			"SEARCH f USING INDEX faults_due (due_at<?)",
+			"SEARCH o USING PRIMARY KEY (source=? AND node=? AND part_key=?)",
+		}},
 		{"stop every quiet time", faultsDueClearAllSQL, nil, []string{"SEARCH faults USING INDEX faults_due (due_at>?)"}},
 		{"stop a node's quiet time", faultsDueClearSQL, []any{"n"}, []string{"USING INDEX faults_open_"}},
 		{"restart a node's quiet time", faultsDueHelloSQL, []any{"n", 1}, []string{"USING INDEX faults_open_"}},

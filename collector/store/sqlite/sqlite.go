@@ -11,11 +11,13 @@
 // report.
 //
 // Faults resolve by themselves through a due_at column that every write
-// keeps equal to the time the fault's evidence will have been gone for its
-// clear time (NULL while that cannot happen, e.g. its node is
-// disconnected), so the periodic quiet pass reads one range of a small
-// partial index: its cost is that of the faults due, not of the fault
-// table.
+// keeps equal to the time, on the collector's clock, the fault's evidence
+// will have been gone for its clear time (NULL while that cannot happen,
+// e.g. its node is disconnected), so the periodic quiet pass reads one
+// range of a small partial index: its cost is that of the faults due, not
+// of the fault table. A fault derived from readings also needs a newer
+// reading that does not show it: one lookup by the key of
+// observations_latest.
 package sqlite
 
 import (

@@ -23,11 +23,11 @@ var shadowMode = strconv.Itoa(int(hwhealv1.RuleMode_RULE_MODE_SHADOW))
 const effClearSQL = `(clear_after << MIN(reopened, 3))`
 
 // dueSQL is due_at of an open fault row when its node connected at ?2:
-// MAX(last_seen, ?2) plus the clear time in force, saturating at the
+// MAX(received, ?2) plus the clear time in force, saturating at the
 // largest time (clear_after is bounded by maxClearAfter, so the shift does
-// not overflow; the sum could, for a last_seen far in the future).
-const dueSQL = `CASE WHEN MAX(last_seen, ?2) > 9223372036854775807 - ` + effClearSQL + `
-	THEN 9223372036854775807 ELSE MAX(last_seen, ?2) + ` + effClearSQL + ` END`
+// not overflow; the sum could, for a receipt time far in the future).
+const dueSQL = `CASE WHEN MAX(received, ?2) > 9223372036854775807 - ` + effClearSQL + `
+	THEN 9223372036854775807 ELSE MAX(received, ?2) + ` + effClearSQL + ` END`
 
 // openFaultsSQL counts a node's open faults (node.open_faults), and the
 // enforced ones with their highest severity (health).
@@ -39,8 +39,17 @@ var openFaultsSQL = `SELECT COUNT(*),
 // Queries that tests check the plans of.
 const (
 	// faultsDueSQL finds the faults ResolveQuiet resolves: one range of
-	// the partial index faults_due.
-	faultsDueSQL = `SELECT id, node FROM faults WHERE due_at <= ?1 ORDER BY due_at, id LIMIT ?2`
+	// the partial index faults_due and, for a fault derived from readings,
+	// a lookup of the newest reading of its source and part by the key of
+	// observations_latest. The reading must be at least the clear time in
+	// force after the fault's last_seen: both are the agent's clock, so
+	// they are compared with each other and never with ?1. (Should the sum
+	// overflow, SQLite computes it as a REAL: the comparison still holds.)
+	faultsDueSQL = `SELECT f.id, f.node, f.source FROM faults f
+		WHERE f.due_at <= ?1 AND (f.source = '' OR EXISTS (SELECT 1 FROM observations_latest o
+			WHERE o.source = f.source AND o.node = f.node AND o.part_key = f.part_key
+			AND o.time >= f.last_seen + (f.clear_after << MIN(f.reopened, 3))))
+		ORDER BY f.due_at, f.id LIMIT ?2`
 	// faultLastSQL is the newest row of a key: its open fault if it has
 	// one (a key's open row is always its newest: a row is inserted only
 	// when none is open, and only the newest is reopened), else the row a
@@ -49,7 +58,7 @@ const (
 	// (see faultBlobs), and the mode is not read since a merge always
 	// replaces it.
 	faultLastSQL = `SELECT id, state, severity, count, first_seen, last_seen, rule, summary, kmsg_boot, kmsg_seq,
-		COALESCE(resolved, 0), resolved_by IS NULL, clear_after, reopened, acknowledged
+		COALESCE(resolved, 0), resolved_by IS NULL, clear_after, reopened, acknowledged, received, source
 		FROM faults WHERE node = ?1 AND class = ?2 AND part_key = ?3 ORDER BY id DESC LIMIT 1`
 	// fleetObsSQL is FleetObservations: one range of the table's key
 	// (source, node, part_key), in node and part order, and a lookup of
@@ -70,7 +79,7 @@ const (
 // faultSetSQL is what a merge writes to an existing fault row.
 const faultSetSQL = `UPDATE faults SET
 	part = COALESCE(?2, part), severity = ?3, rule = ?4, count = ?5, first_seen = ?6, last_seen = ?7, summary = ?8, evidence = COALESCE(?9, evidence),
-	kmsg_boot = ?10, kmsg_seq = ?11, mode = ?12, clear_after = ?13, reopened = ?14, due_at = ?15`
+	kmsg_boot = ?10, kmsg_seq = ?11, mode = ?12, clear_after = ?13, reopened = ?14, due_at = ?15, received = ?16, source = ?17`
 
 // nodeCols are the columns scanNode reads, in its order.
 const nodeCols = `name, labels, agent_version, boot_id, health, health_changed, connected, first_seen, last_seen, open_faults`
@@ -181,8 +190,8 @@ var writeSQL = [numStmts]string{
 	sFaultBlobs: `SELECT part, evidence FROM faults WHERE id = ?`,
 	sFaultInsert: `INSERT INTO faults
 		(node, class, part_key, part, severity, rule, state, count, first_seen, last_seen, summary, evidence, kmsg_boot, kmsg_seq,
-		 mode, clear_after, due_at)
-		VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		 mode, clear_after, due_at, received, source)
+		VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	// Updates an open row. The state is left out of the SET list: SQLite
 	// rewrites every index whose columns (its WHERE included) an UPDATE
 	// names, and three partial indexes are on state = 1.

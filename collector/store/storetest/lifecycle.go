@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -312,8 +313,15 @@ func testDerivedFaults(t *testing.T, s store.Store) {
 	if evs := resolveQuiet(t, s, at(200).Add(time.Hour)); len(evs) != 0 {
 		t.Errorf("resolved %v while the node was away", eventTypes(evs))
 	}
-	hello(t, s, store.Hello{Node: "n1", BootID: "b1", StreamID: "s1", Time: at(200).Add(2 * time.Hour)})
-	evs := resolveQuiet(t, s, at(200).Add(2*time.Hour+time.Minute))
+	back := at(200).Add(2 * time.Hour)
+	hello(t, s, store.Hello{Node: "n1", BootID: "b1", StreamID: "s1", Time: back})
+	// Quiet again, but the fault was derived from diskstats readings: it
+	// waits for one that no longer shows it.
+	if evs := resolveQuiet(t, s, back.Add(time.Hour)); len(evs) != 0 {
+		t.Errorf("resolved %v without a newer reading", eventTypes(evs))
+	}
+	apply(t, s, batch("n1", back.Add(time.Hour), obsReport(4, "diskstats", disk("sde"), back, 1)))
+	evs := resolveQuiet(t, s, back.Add(time.Hour))
 	if len(evs) != 1 || evs[0].GetType() != evFaultResolved || evs[0].GetFault().GetId() != slow {
 		t.Errorf("after the node came back: %v, want fault %d resolved", evs, slow)
 	}
@@ -517,10 +525,13 @@ func testFlapReopens(t *testing.T, s store.Store) {
 		t.Errorf("old fault %v, want resolved", old)
 	}
 
-	// A report older than the resolution (buffered by the agent) also
-	// reopens: the evidence was there after all.
-	wantTypes(t, "quiet", resolveQuiet(t, s, resolvedAt.Add(eff+time.Second+clear)), evFaultResolved, evHealthChanged)
-	res = report(resolvedAt)
+	// A report the agent held back, timed before the resolution and
+	// received within the window, reopens: the evidence was there after
+	// all.
+	resolvedAt2 := resolvedAt.Add(eff + time.Second + clear)
+	wantTypes(t, "quiet", resolveQuiet(t, s, resolvedAt2), evFaultResolved, evHealthChanged)
+	seq++
+	res = apply(t, s, batch("n1", resolvedAt2.Add(time.Minute), ruled(faultReport(seq, "nic.link_flap", sevWarning, &hwhealv1.Part{Kind: hwhealv1.PartKind_PART_KIND_NIC, Name: "eth0"}, resolvedAt), enforce, clear)))[0]
 	wantTypes(t, "late report", res.Events, evFaultReopened, evHealthChanged)
 	if got := res.Events[0].GetFault(); got.GetId() != f.GetId() {
 		t.Errorf("late report reopened %d, want %d", got.GetId(), f.GetId())
@@ -849,4 +860,301 @@ func derivedOf(faults ...*hwhealv1.Fault) []store.DerivedFault {
 		out[i] = store.DerivedFault{Fault: f, Source: "diskstats"}
 	}
 	return out
+}
+
+// skews are agent clocks against the collector's: quiet time and reopen
+// windows must come out the same for each.
+var skews = []struct {
+	name string
+	d    time.Duration
+}{
+	{"agent in step", 0},
+	{"agent 2h behind", -2 * time.Hour},
+	{"agent a year ahead", 365 * 24 * time.Hour},
+}
+
+// testQuietTimeOnCollectorClock: a fault's quiet time counts from the
+// collector's receipt of its latest report, whatever time the agent put on
+// it. An agent hours behind must not resolve a fresh critical fault at the
+// next pass (node FAULTY to HEALTHY); one a year ahead must not hold it
+// open for a year. The fault still shows the agent's times.
+func testQuietTimeOnCollectorClock(t *testing.T, s store.Store) {
+	const clear = time.Hour
+	for i, sk := range skews {
+		t.Run(sk.name, func(t *testing.T) {
+			node := fmt.Sprint("skew-", i)
+			base := after(time.Duration(i) * 24 * time.Hour)
+			hello(t, s, store.Hello{Node: node, StreamID: "s1", BootID: "b1", Time: base})
+			recv := base.Add(3 * time.Hour)
+			res := apply(t, s, batch(node, recv, ruled(faultReport(1, "disk.media", sevCritical, disk("sda"), recv.Add(sk.d)), enforce, clear)))
+			wantTypes(t, "report", res[0].Events, evFaultOpened, evHealthChanged)
+			f := res[0].Events[0].GetFault()
+			wantTime(t, "first_seen (the agent's)", f.GetFirstSeen(), recv.Add(sk.d))
+			wantTime(t, "last_seen (the agent's)", f.GetLastSeen(), recv.Add(sk.d))
+
+			for _, now := range []time.Time{recv.Add(5 * time.Second), recv.Add(clear - time.Second)} {
+				if evs := ofNode(node, resolveQuiet(t, s, now)); len(evs) != 0 {
+					t.Errorf("resolved %v %v after receipt, clear time %v", eventTypes(evs), now.Sub(recv), clear)
+				}
+			}
+			wantHealth(t, s, node, faulty, 1)
+
+			// The agent's clock steps back a day: its next report still
+			// restarts the quiet time from its receipt.
+			recv2 := recv.Add(clear / 2)
+			apply(t, s, batch(node, recv2, ruled(faultReport(2, "disk.media", sevCritical, disk("sda"), recv2.Add(sk.d-24*time.Hour)), enforce, clear)))
+			if evs := ofNode(node, resolveQuiet(t, s, recv.Add(clear))); len(evs) != 0 {
+				t.Errorf("resolved %v a clear time after the first report, with a newer one received", eventTypes(evs))
+			}
+			if evs := ofNode(node, resolveQuiet(t, s, recv2.Add(clear-time.Second))); len(evs) != 0 {
+				t.Errorf("resolved %v before the clear time after the newer report", eventTypes(evs))
+			}
+			evs := ofNode(node, resolveQuiet(t, s, recv2.Add(clear)))
+			wantTypes(t, "quiet", evs, evFaultResolved, evHealthChanged)
+			if len(evs) == 2 {
+				if got := evs[0].GetFault(); got.GetId() != f.GetId() || got.GetCount() != 2 {
+					t.Errorf("resolved %v, want fault %d counted 2", got, f.GetId())
+				}
+				wantTime(t, "last_seen after the step back (the latest of the agent's)", evs[0].GetFault().GetLastSeen(), recv.Add(sk.d))
+				if hc := evs[1]; hc.GetOldHealth() != faulty || hc.GetNewHealth() != healthy {
+					t.Errorf("health event %v, want faulty -> healthy", hc)
+				}
+			}
+		})
+	}
+}
+
+// testReopenOnCollectorClock: whether a report reopens a fault that
+// resolved by itself is decided by when the collector received it, not by
+// the agent's time on it: an agent a year ahead must not open a new fault
+// (resetting its doubled clear time) for every flap, one days behind must
+// not reopen a fault long gone.
+func testReopenOnCollectorClock(t *testing.T, s store.Store) {
+	const clear = time.Hour
+	for i, sk := range skews {
+		t.Run(sk.name, func(t *testing.T) {
+			node := fmt.Sprint("skew-", i)
+			base := after(time.Duration(i) * 24 * time.Hour)
+			hello(t, s, store.Hello{Node: node, StreamID: "s1", BootID: "b1", Time: base})
+			var seq uint64
+			report := func(recv time.Time, skew time.Duration) store.BatchResult {
+				t.Helper()
+				seq++
+				return apply(t, s, batch(node, recv, ruled(faultReport(seq, "nic.link_flap", sevWarning,
+					&hwhealv1.Part{Kind: hwhealv1.PartKind_PART_KIND_NIC, Name: "eth0"}, recv.Add(skew)), enforce, clear)))[0]
+			}
+			id := report(base, sk.d).Events[0].GetFault().GetId()
+			wantTypes(t, "quiet", ofNode(node, resolveQuiet(t, s, base.Add(clear))), evFaultResolved, evHealthChanged)
+
+			// Back within the clear time of the resolution: the same fault.
+			back := base.Add(clear + clear/2)
+			res := report(back, sk.d)
+			wantTypes(t, "back within the window", res.Events, evFaultReopened, evHealthChanged)
+			if f := res.Events[0].GetFault(); f.GetId() != id || f.GetReopened() != 1 {
+				t.Errorf("fault %v, want %d reopened once", f, id)
+			}
+			// Its doubled clear time counts from the receipt too.
+			if evs := ofNode(node, resolveQuiet(t, s, back.Add(2*clear-time.Second))); len(evs) != 0 {
+				t.Errorf("resolved %v before the doubled clear time", eventTypes(evs))
+			}
+			resolved := back.Add(2 * clear)
+			wantTypes(t, "quiet again", ofNode(node, resolveQuiet(t, s, resolved)), evFaultResolved, evHealthChanged)
+
+			// Received after the window, even with a time days before the
+			// resolution (the agent's clock stepped back): a new fault.
+			res = report(resolved.Add(2*clear+time.Minute), sk.d-3*24*time.Hour)
+			wantTypes(t, "back after the window", res.Events, evFaultOpened, evHealthChanged)
+			if f := res.Events[0].GetFault(); f.GetId() == id || f.GetReopened() != 0 {
+				t.Errorf("fault %v, want a new one", f)
+			}
+		})
+	}
+}
+
+func nvme(name string) *hwhealv1.Part {
+	return disk(name)
+}
+
+// testDerivedNeedsReading: a fault a rule derived from readings resolves
+// only once a reading of its source and part, taken at least its clear
+// time after it was last seen, is stored: silence is not recovery (a drive
+// that stopped answering, a source that died, a part that vanished).
+// Readings of another source or another part say nothing about it. Faults
+// from agent reports resolve by quiet time alone, as before.
+func testDerivedNeedsReading(t *testing.T, s store.Store) {
+	const (
+		clear = 2 * time.Hour
+		class = "nvme.critical_warning"
+	)
+	fromSmart := func(f *hwhealv1.Fault) []store.DerivedFault {
+		return []store.DerivedFault{{Fault: f, Source: "smart"}}
+	}
+
+	t.Run("silence holds it, a newer clean reading resolves it", func(t *testing.T) {
+		hello(t, s, store.Hello{Node: "n1", StreamID: "s1", BootID: "b1", Time: t0})
+		raised := at(60)
+		b := batch("n1", raised, obsReport(1, "smart", nvme("nvme0"), raised, 8))
+		b.Derived = fromSmart(derived(class, sevCritical, nvme("nvme0"), raised, enforce, clear))
+		res := apply(t, s, b)
+		wantTypes(t, "one reading with critical_warning 8", res[0].Events, evFaultOpened, evHealthChanged)
+		id := res[0].Events[0].GetFault().GetId()
+
+		// Then nothing at all, however long.
+		for _, d := range []time.Duration{clear, 10 * clear, 1000 * time.Hour} {
+			if evs := resolveQuiet(t, s, raised.Add(d)); len(evs) != 0 {
+				t.Fatalf("resolved %v after %v of silence", eventTypes(evs), d)
+			}
+		}
+		wantHealth(t, s, "n1", faulty, 1)
+
+		// Readings that say nothing about it: another source of the part,
+		// the same source of another part, and its own source and part
+		// taken a second before its clear time had passed (the rule need
+		// not have re-raised it yet).
+		recv := raised.Add(1001 * time.Hour)
+		apply(t, s, batch("n1", recv,
+			obsReport(2, "hwmon", nvme("nvme0"), raised.Add(3*clear), 40),
+			obsReport(3, "smart", nvme("nvme1"), raised.Add(3*clear), 0)))
+		if evs := resolveQuiet(t, s, recv); len(evs) != 0 {
+			t.Errorf("resolved %v on readings of another source or part", eventTypes(evs))
+		}
+		apply(t, s, batch("n1", recv, obsReport(4, "smart", nvme("nvme0"), raised.Add(clear-time.Second), 0)))
+		if evs := resolveQuiet(t, s, recv); len(evs) != 0 {
+			t.Errorf("resolved %v on a reading within the clear time of the fault", eventTypes(evs))
+		}
+		wantHealth(t, s, "n1", faulty, 1)
+
+		// A reading a clear time after: resolved at the next pass.
+		apply(t, s, batch("n1", recv.Add(time.Minute), obsReport(5, "smart", nvme("nvme0"), raised.Add(clear), 0)))
+		evs := resolveQuiet(t, s, recv.Add(time.Minute))
+		wantTypes(t, "clean reading", evs, evFaultResolved, evHealthChanged)
+		if len(evs) == 2 {
+			want := "no evidence for 2h0m0s: a newer smart reading does not show it"
+			if f := evs[0].GetFault(); f.GetId() != id || evs[0].GetReason() != want {
+				t.Errorf("resolved fault %d reason %q, want %d, %q", f.GetId(), evs[0].GetReason(), id, want)
+			}
+			wantStored(t, s, evs)
+		}
+		wantHealth(t, s, "n1", healthy, 0)
+
+		// Raised again within its window: reopened, its clear time doubled
+		// and still waiting for a reading, now 4 h after.
+		again := raised.Add(clear + time.Hour)
+		b = batch("n1", recv.Add(2*time.Hour), obsReport(6, "smart", nvme("nvme0"), again, 8))
+		b.Derived = fromSmart(derived(class, sevCritical, nvme("nvme0"), again, enforce, clear))
+		wantTypes(t, "raised again", apply(t, s, b)[0].Events, evFaultReopened, evHealthChanged)
+		later := recv.Add(100 * time.Hour)
+		apply(t, s, batch("n1", later, obsReport(7, "smart", nvme("nvme0"), again.Add(2*clear-time.Second), 0)))
+		if evs := resolveQuiet(t, s, later); len(evs) != 0 {
+			t.Errorf("resolved %v on a reading before the doubled clear time", eventTypes(evs))
+		}
+		apply(t, s, batch("n1", later, obsReport(8, "smart", nvme("nvme0"), again.Add(2*clear), 0)))
+		wantTypes(t, "clean reading after the doubled clear time", resolveQuiet(t, s, later), evFaultResolved, evHealthChanged)
+	})
+
+	// The reading is compared with the fault's last_seen, both on the
+	// agent's clock: a day behind the collector's, here.
+	t.Run("agent clock behind", func(t *testing.T) {
+		const skew = -24 * time.Hour
+		hello(t, s, store.Hello{Node: "n2", StreamID: "s1", BootID: "b1", Time: t0})
+		recv := at(60)
+		b := batch("n2", recv, obsReport(1, "smart", nvme("nvme0"), recv.Add(skew), 8))
+		b.Derived = fromSmart(derived(class, sevCritical, nvme("nvme0"), recv.Add(skew), enforce, clear))
+		apply(t, s, b)
+		apply(t, s, batch("n2", recv.Add(clear), obsReport(2, "smart", nvme("nvme0"), recv.Add(clear+skew), 0)))
+		if evs := resolveQuiet(t, s, recv.Add(clear-time.Second)); len(evs) != 0 {
+			t.Errorf("resolved %v before its quiet time", eventTypes(evs))
+		}
+		wantTypes(t, "clean reading", resolveQuiet(t, s, recv.Add(clear)), evFaultResolved, evHealthChanged)
+	})
+
+	// A fault from agent reports (or derived without a source) has no
+	// reading to wait for: quiet time alone resolves it.
+	t.Run("agent fault", func(t *testing.T) {
+		hello(t, s, store.Hello{Node: "n3", StreamID: "s1", BootID: "b1", Time: t0})
+		apply(t, s, batch("n3", at(60), ruled(faultReport(1, class, sevCritical, nvme("nvme0"), at(60)), enforce, clear)))
+		b := store.Batch{Node: "n3", Received: at(60), Derived: []store.DerivedFault{{Fault: derived(class, sevCritical, nvme("nvme1"), at(60), enforce, clear)}}}
+		apply(t, s, b)
+		if evs := resolveQuiet(t, s, at(60).Add(clear-time.Second)); len(evs) != 0 {
+			t.Errorf("resolved %v before the clear time", eventTypes(evs))
+		}
+		evs := resolveQuiet(t, s, at(60).Add(clear))
+		wantTypes(t, "quiet", evs, evFaultResolved, evFaultResolved, evHealthChanged)
+		if len(evs) > 0 && evs[0].GetReason() != "no evidence for 2h0m0s" {
+			t.Errorf("reason %q, want %q", evs[0].GetReason(), "no evidence for 2h0m0s")
+		}
+	})
+
+	// An agent report of a fault a rule derived from readings keeps it
+	// waiting for a reading, and so does a derived report of a fault the
+	// agent raised: the agent's reports are covered by the quiet time, the
+	// readings' only by a reading.
+	t.Run("agent and derived reports of one fault", func(t *testing.T) {
+		hello(t, s, store.Hello{Node: "n4", StreamID: "s1", BootID: "b1", Time: t0})
+		raised := at(60)
+		b := batch("n4", raised, obsReport(1, "smart", nvme("nvme0"), raised, 8))
+		b.Derived = fromSmart(derived(class, sevCritical, nvme("nvme0"), raised, enforce, clear))
+		apply(t, s, b)
+		last := raised.Add(time.Hour)
+		apply(t, s, batch("n4", last, ruled(faultReport(2, class, sevCritical, nvme("nvme0"), last), enforce, clear)))
+
+		apply(t, s, batch("n4", last, ruled(faultReport(3, class, sevCritical, nvme("nvme1"), last), enforce, clear)))
+		b = store.Batch{Node: "n4", Received: last, Derived: fromSmart(derived(class, sevCritical, nvme("nvme1"), last, enforce, clear))}
+		apply(t, s, b)
+
+		if evs := resolveQuiet(t, s, last.Add(100*time.Hour)); len(evs) != 0 {
+			t.Errorf("resolved %v without a reading", eventTypes(evs))
+		}
+		// Clean readings, the first too early for the agent's report.
+		recv := last.Add(101 * time.Hour)
+		apply(t, s, batch("n4", recv, obsReport(4, "smart", nvme("nvme0"), last.Add(clear-time.Second), 0), obsReport(5, "smart", nvme("nvme1"), last.Add(clear), 0)))
+		evs := resolveQuiet(t, s, recv)
+		wantTypes(t, "clean readings", evs, evFaultResolved)
+		if len(evs) == 1 && partKeyName(evs[0].GetFault()) != "nvme1" {
+			t.Errorf("resolved the fault of %s, want nvme1's", partKeyName(evs[0].GetFault()))
+		}
+		wantHealth(t, s, "n4", faulty, 1)
+	})
+}
+
+// ofNode returns the events of node among evs: the subtests of a
+// conformance test share a store.
+func ofNode(node string, evs []*hwhealv1.Event) []*hwhealv1.Event {
+	var out []*hwhealv1.Event
+	for _, ev := range evs {
+		if ev.GetNode() == node {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func partKeyName(f *hwhealv1.FaultRecord) string { return f.GetPart().GetName() }
+
+// testQuietOneChunkPerCall: a backlog of faults due is resolved
+// store.QuietChunk at a time, one call each, so that the caller can let
+// other writes in between; the node's health changes in the call that
+// resolves its last fault.
+func testQuietOneChunkPerCall(t *testing.T, s store.Store) {
+	const extra = 3
+	hello(t, s, store.Hello{Node: "n1", StreamID: "s1", BootID: "b1", Time: t0})
+	var reps []*hwhealv1.Report
+	for i := range store.QuietChunk + extra {
+		reps = append(reps, ruled(faultReport(uint64(i+1), "disk.io_error", sevWarning, disk(fmt.Sprint("sd", i)), t0), enforce, time.Minute))
+	}
+	apply(t, s, batch("n1", t0, reps...))
+	now := t0.Add(time.Minute)
+
+	evs := resolveQuiet(t, s, now)
+	if n := len(evs); n != store.QuietChunk || evs[n-1].GetType() != evFaultResolved {
+		t.Errorf("first call: %d events ending in %v, want %d faults resolved", n, evs[n-1].GetType(), store.QuietChunk)
+	}
+	wantHealth(t, s, "n1", suspect, extra)
+	evs = resolveQuiet(t, s, now)
+	want := append(slices.Repeat([]hwhealv1.EventType{evFaultResolved}, extra), evHealthChanged)
+	wantTypes(t, "second call", evs, want...)
+	wantHealth(t, s, "n1", healthy, 0)
+	if evs := resolveQuiet(t, s, now); len(evs) != 0 {
+		t.Errorf("third call: %v", eventTypes(evs))
+	}
 }
