@@ -244,20 +244,30 @@ func (c *Classifier) Run(ctx context.Context) error {
 }
 
 // Sweep resolves the faults whose evidence has been gone for their clear
-// time.
+// time, a chunk per write so that agents' batches get in between.
 func (c *Classifier) Sweep(ctx context.Context) {
-	err := c.cfg.Write(ctx, func(ctx context.Context) ([]*hwhealv1.Event, error) {
-		evs, err := c.cfg.Store.ResolveQuiet(ctx, c.cfg.Now())
-		for _, ev := range evs {
-			if ev.GetType() == hwhealv1.EventType_EVENT_TYPE_FAULT_RESOLVED {
-				c.m.resolved.Inc()
+	for ctx.Err() == nil {
+		resolved := 0
+		err := c.cfg.Write(ctx, func(ctx context.Context) ([]*hwhealv1.Event, error) {
+			evs, err := c.cfg.Store.ResolveQuiet(ctx, c.cfg.Now())
+			for _, ev := range evs {
+				if ev.GetType() == hwhealv1.EventType_EVENT_TYPE_FAULT_RESOLVED {
+					resolved++
+				}
 			}
+			return evs, err
+		})
+		c.m.resolved.Add(float64(resolved))
+		if err != nil {
+			if ctx.Err() == nil {
+				c.m.sweepErr.Inc()
+				c.cfg.Logger.Error("clear-time sweep failed", "err", err)
+			}
+			return
 		}
-		return evs, err
-	})
-	if err != nil && ctx.Err() == nil {
-		c.m.sweepErr.Inc()
-		c.cfg.Logger.Error("clear-time sweep failed", "err", err)
+		if resolved < store.QuietChunk {
+			return
+		}
 	}
 }
 

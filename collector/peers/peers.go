@@ -340,8 +340,11 @@ func evaluate(r Rule, in []Input, now time.Time, med func([]float64) float64) ([
 			}
 			z := clampFinite((m.v - median) / scale)
 			out = append(out, Finding{
-				Node:  in[m.i].Node,
-				Fault: fault(r, in[m.i].Observation.GetPart(), now, m.v, median, mad, scale, z, len(ms), desc),
+				Node: in[m.i].Node,
+				// The fault's time is the reading's (the agent's clock),
+				// like every fault derived from a reading: the store
+				// clears it by a newer reading of the same clock.
+				Fault: fault(r, in[m.i].Observation.GetPart(), in[m.i].Observation.GetTime().AsTime(), m.v, median, mad, scale, z, len(ms), desc),
 			})
 		}
 	}
@@ -412,7 +415,7 @@ func kindName(k hwhealv1.PartKind) string {
 	return strings.ToLower(strings.TrimPrefix(k.String(), "PART_KIND_"))
 }
 
-func fault(r Rule, part *hwhealv1.Part, now time.Time, v, median, mad, scale, z float64, peers int, desc string) *hwhealv1.Fault {
+func fault(r Rule, part *hwhealv1.Part, at time.Time, v, median, mad, scale, z float64, peers int, desc string) *hwhealv1.Fault {
 	where := "above"
 	if z < 0 {
 		where = "below"
@@ -425,7 +428,7 @@ func fault(r Rule, part *hwhealv1.Part, now time.Time, v, median, mad, scale, z 
 		FaultClass: r.Class,
 		Severity:   r.Severity,
 		Rule:       r.Name,
-		Time:       timestamppb.New(now),
+		Time:       timestamppb.New(at),
 		Summary: fmt.Sprintf("%s %s on %s is %s robust SDs %s the median %s of %d peers (%s)",
 			r.Sample, num(v), name, num(math.Abs(z)), where, num(median), peers, desc),
 		Evidence: &hwhealv1.Evidence{Samples: []*hwhealv1.Sample{

@@ -301,8 +301,10 @@ func TestFaultContent(t *testing.T) {
 	if f.GetPart() == in[8].Observation.GetPart() {
 		t.Error("fault part aliases the input's part")
 	}
-	if !f.GetTime().AsTime().Equal(now) {
-		t.Errorf("time %v, want %v", f.GetTime().AsTime(), now)
+	// The reading's time: the store clears the fault by a newer reading
+	// on the same (agent's) clock.
+	if want := in[8].Observation.GetTime().AsTime(); !f.GetTime().AsTime().Equal(want) {
+		t.Errorf("time %v, want the reading's %v", f.GetTime().AsTime(), want)
 	}
 	if d := f.GetClearAfter().AsDuration(); d != time.Hour {
 		t.Errorf("clear_after %v, want 1h", d)
