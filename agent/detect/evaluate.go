@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
@@ -88,6 +89,13 @@ type partState struct {
 
 	series []*series    // rate rules: one per counter
 	prev   []namedValue // smart rules: previous reading of growing samples
+
+	// held is the last fault raised while the rule holds: a reading that
+	// cannot be judged (a drive in standby or not answering, a reading
+	// without the rule's sample) raises it again, so that no news is not
+	// taken for recovery by the collector, which clears a fault from
+	// readings only on a newer reading that does not raise it.
+	held *hwhealv1.Fault
 }
 
 type namedValue struct {
@@ -96,7 +104,31 @@ type namedValue struct {
 }
 
 func (st *partState) reset() {
-	st.since, st.raised, st.sev, st.mask = time.Time{}, time.Time{}, 0, 0
+	st.since, st.raised, st.sev, st.mask, st.held = time.Time{}, time.Time{}, 0, 0, nil
+}
+
+// holdOver is the answer to a reading a holding rule cannot judge: the
+// last verdict stands, raised again as often as a holding rule is.
+func (st *partState) holdOver(r *rule, t time.Time) *hwhealv1.Fault {
+	if st == nil || st.held == nil || !st.shouldRaise(r, t, st.sev, st.mask) {
+		return nil
+	}
+	f := proto.CloneOf(st.held)
+	f.Time = timestamppb.New(t)
+	if f.Evidence == nil {
+		f.Evidence = &hwhealv1.Evidence{}
+	}
+	if f.Evidence.Captures == nil {
+		f.Evidence.Captures = map[string]string{}
+	}
+	f.Evidence.Captures["held_over"] = "the reading did not say (standby, read error or sample missing): the last verdict stands"
+	return f
+}
+
+// keep remembers f as the fault the holding rule raised last.
+func (st *partState) keep(f *hwhealv1.Fault) *hwhealv1.Fault {
+	st.held = f
+	return f
 }
 
 // Forget drops everything remembered of a node: it left the fleet, or was
@@ -303,7 +335,8 @@ func (e *Evaluator) threshold(ev *evaluation, r *rule) *hwhealv1.Fault {
 		}
 	}
 	if !matched {
-		return nil // the reading does not say: nothing changes
+		// The reading does not say: the last verdict stands.
+		return e.state(ev.node, stateKey{r, ev.partKey(r)}, false).holdOver(r, ev.t)
 	}
 	st := e.state(ev.node, stateKey{r, ev.partKey(r)}, len(hold) > 0)
 	if st == nil {
@@ -316,10 +349,10 @@ func (e *Evaluator) threshold(ev *evaluation, r *rule) *hwhealv1.Fault {
 		return nil
 	}
 	// "Held for" means seen holding on readings close enough together:
-	// after a gap longer than the hold time itself (readings lost, the
+	// after a gap of more than twice the hold time (readings lost, the
 	// source stopped a while) the clock starts again at this reading. A
 	// condition already raised and holding again is refreshed as before.
-	if st.since.IsZero() || (r.holdFor > 0 && st.raised.IsZero() && !prev.IsZero() && ev.t.Sub(prev) > r.holdFor) {
+	if st.since.IsZero() || (r.holdFor > 0 && st.raised.IsZero() && !prev.IsZero() && ev.t.Sub(prev) > 2*r.holdFor) {
 		st.since = ev.t
 	}
 	held := ev.t.Sub(st.since)
@@ -339,7 +372,7 @@ func (e *Evaluator) threshold(ev *evaluation, r *rule) *hwhealv1.Fault {
 	for i, s := range hold {
 		samples[i] = &hwhealv1.Sample{Name: s.GetName(), Value: s.GetValue()}
 	}
-	return ev.fault(r, r.Severity, &v, samples, caps)
+	return st.keep(ev.fault(r, r.Severity, &v, samples, caps))
 }
 
 // series is the recent history of one counter: the total it grew by since
@@ -505,7 +538,9 @@ func (e *Evaluator) smart(ev *evaluation, r *rule) *hwhealv1.Fault {
 		sev = max(sev, cs)
 	}
 	if !applies {
-		return nil // standby, a read error, or not this kind of drive
+		// Standby, a read error, or not this kind of drive: the last
+		// verdict stands.
+		return st.holdOver(r, ev.t)
 	}
 	if st == nil && (growing || len(held) > 0) {
 		st = e.state(ev.node, key, true)
@@ -556,7 +591,7 @@ func (e *Evaluator) smart(ev *evaluation, r *rule) *hwhealv1.Fault {
 		x, _ := ev.value(n)
 		samples = append(samples, &hwhealv1.Sample{Name: n, Value: x})
 	}
-	return ev.fault(r, sev, &v, samples, caps)
+	return st.keep(ev.fault(r, sev, &v, samples, caps))
 }
 
 // remember keeps this reading's values of the rule's growing samples.

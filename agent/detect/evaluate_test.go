@@ -887,3 +887,43 @@ func loadRules(t testing.TB, src string) *detect.RuleSet {
 	}
 	return rs
 }
+
+// A reading that cannot be judged (the rule's sample missing: a drive in
+// standby, a read error) keeps the last verdict: a holding rule raises it
+// again, so no news is never taken for recovery; once a judged reading
+// shows the condition gone, unjudged readings raise nothing.
+func TestUnjudgedReadingHoldsVerdict(t *testing.T) {
+	rs := loadRules(t, `rules:
+  - name: hot
+    kind: threshold
+    class: cpu.thermal
+    severity: warning
+    source: hwmon
+    sample: "*_celsius"
+    above: 90
+    clear_after: 1h
+`)
+	ev := detect.NewEvaluator(rs, detect.EvaluatorOptions{})
+	for _, step := range []struct {
+		o        *hwhealv1.Observation
+		raise    bool
+		heldOver bool
+	}{
+		{obs("hwmon", cpuChip, 0, "core_0_celsius", 95), true, false},
+		{obs("hwmon", cpuChip, 5*time.Minute, "fan1_rpm", 0), false, false}, // raised 5 min ago
+		{obs("hwmon", cpuChip, 20*time.Minute, "fan1_rpm", 0), true, true},  // a quarter of the clear time: raised again
+		{obs("hwmon", cpuChip, 40*time.Minute, "core_0_celsius", 60), false, false},
+		{obs("hwmon", cpuChip, 80*time.Minute, "fan1_rpm", 0), false, false}, // gone on a judged reading: nothing to hold
+	} {
+		fs := ev.Observe("n1", step.o)
+		if (len(fs) == 1) != step.raise || len(fs) > 1 {
+			t.Fatalf("at %v: raised %s, want raise=%v", step.o.GetTime().AsTime().Sub(t0), describe(fs), step.raise)
+		}
+		if len(fs) == 1 {
+			_, held := fs[0].GetEvidence().GetCaptures()["held_over"]
+			if held != step.heldOver || !fs[0].GetTime().AsTime().Equal(step.o.GetTime().AsTime()) {
+				t.Errorf("at %v: held_over %v (want %v), time %v", step.o.GetTime().AsTime().Sub(t0), held, step.heldOver, fs[0].GetTime().AsTime())
+			}
+		}
+	}
+}

@@ -189,10 +189,23 @@ func (c *Classifier) Classify(b *store.Batch, after uint64) {
 		case r.GetObservation() != nil:
 			for _, f := range c.eval.Observe(b.Node, r.GetObservation()) {
 				c.m.raised.WithLabelValues(f.GetRule(), modeName(f.GetMode())).Inc()
-				b.Derived = append(b.Derived, store.DerivedFault{Fault: f, Source: r.GetObservation().GetSource()})
+				b.Derived = append(b.Derived, store.DerivedFault{Fault: f, Source: c.evidenceSource(f, r.GetObservation())})
 			}
 		}
 	}
+}
+
+// evidenceSource is the source whose newer reading must show a derived
+// fault gone before it resolves (store.DerivedFault). A rate rule's fault
+// is a burst of events in a window: sources that count events report a
+// part only while it has them (the RAS tracepoints after a reboot), so its
+// end shows as silence, and it clears by quiet time like a kernel-log
+// fault ("" source). Every other rule judges a state the readings show.
+func (c *Classifier) evidenceSource(f *hwhealv1.Fault, o *hwhealv1.Observation) string {
+	if r, ok := c.cfg.Rules.Lookup(f.GetRule()); ok && r.Kind == detect.KindRate {
+		return ""
+	}
+	return o.GetSource()
 }
 
 // seed gives the evaluator a node's stored readings the first time the node
@@ -205,12 +218,13 @@ func (c *Classifier) seed(node string) {
 	if _, done := c.seeded.LoadOrStore(node, struct{}{}); done {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	obs, err := c.cfg.Store.LatestObservations(ctx, node)
 	if err != nil {
-		// Not fatal: the rules start from the next reading, as for a new
-		// node.
+		// Not fatal: the rules go on from this batch, and the next batch
+		// of the node tries again.
+		c.seeded.Delete(node)
 		c.cfg.Logger.Warn("could not read a node's last readings for the rules", "node", node, "err", err)
 		return
 	}

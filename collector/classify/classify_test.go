@@ -285,6 +285,11 @@ func TestRulesSurviveRestart(t *testing.T) {
 	if len(b.Derived) != 1 || b.Derived[0].Fault.GetFaultClass() != "memory.ue" {
 		t.Fatalf("derived %v, want the uncorrectable error the restart must not hide", b.Derived)
 	}
+	// A rate rule's burst ends in silence: it clears by quiet time, not by
+	// a reading (the RAS source reports a DIMM only while it has errors).
+	if b.Derived[0].Source != "" {
+		t.Errorf("rate fault's evidence source %q, want none", b.Derived[0].Source)
+	}
 
 	// A replay of a report classified before derives nothing again.
 	replayed := store.Batch{Node: "n1", StreamID: "s-n1", Received: now, Reports: []*hwhealv1.Report{{Seq: 2, Item: &hwhealv1.Report_Observation{Observation: mc(2, now.Add(2*time.Minute))}}}}

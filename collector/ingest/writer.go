@@ -195,9 +195,8 @@ func (w *writer) single(ctx context.Context, j *job) {
 		}
 		w.answer(j, jobResult{err: err})
 	case jobFunc:
-		// Events come back with an error too when part of the work
-		// committed (the quiet sweep commits in chunks): they are stored
-		// and must reach watchers.
+		// fn returns only events that were stored; publish them even
+		// with an error, in case a writer committed part of its work.
 		evs, err := j.fn(ctx)
 		w.broker.Publish(evs...)
 		w.answer(j, jobResult{err: err})

@@ -369,11 +369,7 @@ func (l *loader) target(n *yaml.Node) (Target, bool) {
 				if err != nil {
 					l.errorf(v.Line, t.Name, key, "%q is not an integer", s)
 				}
-				t.MaxAttempts = a
-				if err == nil && a == 0 {
-					// Zero would silently mean the default.
-					l.errorf(v.Line, t.Name, key, "must be at least 1")
-				}
+				t.MaxAttempts = a // 0: until delivered, the default said out loud
 			}
 		case "start":
 			if s, ok := l.scalar(v, t.Name, key); ok {

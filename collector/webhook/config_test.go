@@ -145,7 +145,6 @@ func TestParseConfigErrors(t *testing.T) {
 		{"negative timeout", "webhooks:\n" + ok + "    timeout: -1s\n", 4, "must be positive"},
 		{"huge backoff", "webhooks:\n" + ok + "    backoff_max: 100h\n", 4, "backoff_max: 100h0m0s is above 24h0m0s"},
 		{"max below initial", "webhooks:\n" + ok + "    backoff_initial: 1m\n    backoff_max: 1s\n", 5, "below backoff_initial"},
-		{"max attempts zero", "webhooks:\n" + ok + "    max_attempts: 0\n", 4, "must be at least 1"},
 		{"max attempts text", "webhooks:\n" + ok + "    max_attempts: many\n", 4, `"many" is not an integer`},
 		{"max attempts huge", "webhooks:\n" + ok + "    max_attempts: 1000\n", 4, "1000 is not between 0 (until delivered) and 100"},
 		{"start", "webhooks:\n" + ok + "    start: now\n", 4, `"now" is not end or beginning`},
