@@ -1,15 +1,13 @@
 package collector
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/hwheal/hwheal/collector/webhook"
+	"github.com/hwheal/hwheal/pkg/yamldoc"
 )
 
 // fileConfig is what the collector's YAML configuration file holds. Flags
@@ -31,25 +29,12 @@ func loadFileConfig(path string) (fileConfig, error) {
 
 func parseFileConfig(data []byte, name string) (fileConfig, error) {
 	var cfg fileConfig
-	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return cfg, nil // an empty file configures nothing
-		}
-		return cfg, fmt.Errorf("%s: %w", name, err)
+	root, yerr := yamldoc.Parse(data)
+	if yerr != nil {
+		return cfg, fmt.Errorf("%s:%d: %s", name, yerr.Line, yerr.Msg)
 	}
-	// A second document is almost certainly a stray "---" cutting the
-	// file in two: refuse it rather than ignore half the configuration.
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		return cfg, fmt.Errorf("%s:%d: more than one YAML document", name, extra.Line)
-	} else if !errors.Is(err, io.EOF) {
-		return cfg, fmt.Errorf("%s: %w", name, err)
-	}
-	root := &doc
-	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
-		root = root.Content[0]
+	if root == nil {
+		return cfg, nil // an empty file configures nothing
 	}
 	if root.Kind != yaml.MappingNode {
 		return cfg, fmt.Errorf("%s:%d: the top level must be a mapping (webhooks: ...)", name, root.Line)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/hwheal/hwheal/pkg/yamldoc"
 )
 
 // Kind is what a rule looks at.
@@ -542,7 +544,7 @@ func (l *loader) compileSmart(r *rule, raw *rawRule, line int) {
 	case !ok:
 		l.errorf(line, name, "any", "required: a list of conditions, one of which must hold")
 	case v.Kind != yaml.SequenceNode:
-		l.errorf(v.Line, name, "any", "is a %s, want a list of conditions", kindName(v))
+		l.errorf(v.Line, name, "any", "is a %s, want a list of conditions", yamldoc.Kind(v))
 	case len(v.Content) == 0:
 		l.errorf(v.Line, name, "any", "empty: at least one condition is required")
 	case len(v.Content) > maxConditions:
@@ -560,7 +562,7 @@ func (l *loader) compileSmart(r *rule, raw *rawRule, line int) {
 func (l *loader) smartCond(n *yaml.Node, rule, field string) (smartCond, bool) {
 	c := smartCond{line: n.Line}
 	if n.Kind != yaml.MappingNode {
-		l.errorf(n.Line, rule, field, "is a %s, want a mapping such as {attribute: 5, raw_above: 0}", kindName(n))
+		l.errorf(n.Line, rule, field, "is a %s, want a mapping such as {attribute: 5, raw_above: 0}", yamldoc.Kind(n))
 		return c, false
 	}
 	nerr := len(l.errs)

@@ -1,7 +1,6 @@
 package detect
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -10,10 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/hwheal/hwheal/pkg/yamldoc"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
 
@@ -62,8 +61,6 @@ var (
 	// Agents name their rules in code: "ebpf-block-rq-error",
 	// "smart/ata.reallocated_sectors".
 	agentNameRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9._/-]*[a-z0-9._/])?$`)
-	// yaml.v3 reports syntax errors as "yaml: line N: ...".
-	yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 )
 
 var modes = map[string]hwhealv1.RuleMode{
@@ -236,33 +233,17 @@ func (b *setBuilder) build() *RuleSet {
 // document parses a file down to its rules: list; nil when the file is
 // unusable (the errors say why).
 func (l *loader) document(data []byte) *yaml.Node {
-	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			l.errs = append(l.errs, &Error{File: l.file, Err: errors.New("empty rule file: want a top-level rules: list")})
-			return nil
-		}
-		l.errs = append(l.errs, yamlError(l.file, data, err))
+	root, yerr := yamldoc.Parse(data)
+	if yerr != nil {
+		l.errs = append(l.errs, &Error{File: l.file, Line: yerr.Line, Err: errors.New(yerr.Msg)})
 		return nil
 	}
-	// A second document in the stream is almost certainly a mistake (a
-	// stray "---"); refusing it beats silently ignoring half the rules.
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		l.errs = append(l.errs, &Error{File: l.file, Line: extra.Line, Err: errors.New("more than one YAML document")})
+	if root == nil {
+		l.errs = append(l.errs, &Error{File: l.file, Err: errors.New("empty rule file: want a top-level rules: list")})
 		return nil
-	} else if !errors.Is(err, io.EOF) {
-		l.errs = append(l.errs, yamlError(l.file, data, err))
-		return nil
-	}
-
-	root := &doc
-	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
-		root = root.Content[0]
 	}
 	if root.Kind != yaml.MappingNode {
-		l.errs = append(l.errs, &Error{File: l.file, Line: root.Line, Err: fmt.Errorf("top level is a %s, want a mapping with a rules: list", kindName(root))})
+		l.errs = append(l.errs, &Error{File: l.file, Line: root.Line, Err: fmt.Errorf("top level is a %s, want a mapping with a rules: list", yamldoc.Kind(root))})
 		return nil
 	}
 	var rulesNode *yaml.Node
@@ -284,57 +265,10 @@ func (l *loader) document(data []byte) *yaml.Node {
 		return nil
 	}
 	if rulesNode.Kind != yaml.SequenceNode {
-		l.errorf(rulesNode.Line, "", "rules", "is a %s, want a list", kindName(rulesNode))
+		l.errorf(rulesNode.Line, "", "rules", "is a %s, want a list", yamldoc.Kind(rulesNode))
 		return nil
 	}
 	return rulesNode
-}
-
-func yamlError(file string, data []byte, err error) error {
-	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return &Error{File: file, Line: line, Err: errors.New(m[2])}
-	}
-	// yaml.v3's reader errors (control characters, broken UTF-8) give no
-	// line: find the byte it stopped at.
-	return &Error{File: file, Line: badByteLine(data), Err: errors.New(strings.TrimPrefix(err.Error(), "yaml: "))}
-}
-
-// badByteLine is the line of the first byte YAML does not allow: a
-// control character other than tab and line ends, or invalid UTF-8; the
-// last line when there is none.
-func badByteLine(data []byte) int {
-	line := 1
-	for i := 0; i < len(data); {
-		r, n := utf8.DecodeRune(data[i:])
-		switch {
-		case r == utf8.RuneError && n <= 1:
-			return line
-		case r == '\n':
-			line++
-		case r < 0x20 && r != '\t' && r != '\r', r == 0x7f:
-			return line
-		}
-		i += n
-	}
-	return line
-}
-
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "mapping"
-	case yaml.SequenceNode:
-		return "list"
-	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
-			return "null"
-		}
-		return "scalar"
-	case yaml.AliasNode:
-		return "alias"
-	}
-	return "document"
 }
 
 // rawRule is a rule as written, before compilation.
@@ -411,7 +345,7 @@ func (d definition) id() string {
 // of a given id, which makes an entry with only patch keys a patch.
 func (l *loader) rule(n *yaml.Node, exists func(string) bool) (definition, bool) {
 	if n.Kind != yaml.MappingNode {
-		l.errorf(n.Line, "", "", "rule is a %s, want a mapping", kindName(n))
+		l.errorf(n.Line, "", "", "rule is a %s, want a mapping", yamldoc.Kind(n))
 		return definition{}, false
 	}
 	raw := rawRule{kind: KindPattern, lines: map[string]int{}, nodes: map[string]*yaml.Node{}}
@@ -525,7 +459,7 @@ func (l *loader) rule(n *yaml.Node, exists func(string) bool) (definition, bool)
 
 func (l *loader) scalar(v *yaml.Node, rule, field string) (string, bool) {
 	if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
-		l.errorf(v.Line, rule, field, "is a %s, want a string", kindName(v))
+		l.errorf(v.Line, rule, field, "is a %s, want a string", yamldoc.Kind(v))
 		return "", false
 	}
 	return v.Value, true
@@ -537,7 +471,7 @@ func (l *loader) strings(v *yaml.Node, rule, field string) []string {
 		return []string{v.Value}
 	}
 	if v.Kind != yaml.SequenceNode {
-		l.errorf(v.Line, rule, field, "is a %s, want a string or a list of strings", kindName(v))
+		l.errorf(v.Line, rule, field, "is a %s, want a string or a list of strings", yamldoc.Kind(v))
 		return nil
 	}
 	out := make([]string, 0, len(v.Content))
@@ -711,7 +645,7 @@ func (l *loader) clearAfter(v *yaml.Node, rule string) (time.Duration, bool) {
 func (l *loader) clearAfterByClass(v *yaml.Node, rule string) map[string]time.Duration {
 	const field = "clear_after_by_class"
 	if v.Kind != yaml.MappingNode {
-		l.errorf(v.Line, rule, field, "is a %s, want a mapping of fault class to clear time", kindName(v))
+		l.errorf(v.Line, rule, field, "is a %s, want a mapping of fault class to clear time", yamldoc.Kind(v))
 		return nil
 	}
 	out := map[string]time.Duration{}
@@ -747,7 +681,7 @@ func describeNode(v *yaml.Node) string {
 	if v.Kind == yaml.ScalarNode && v.Tag != "!!null" {
 		return strconv.Quote(v.Value)
 	}
-	return "a " + kindName(v)
+	return "a " + yamldoc.Kind(v)
 }
 
 // patch is an entry that changes some fields of a rule an earlier file
@@ -936,7 +870,7 @@ func (l *loader) compilePattern(r *rule, raw *rawRule, line int) {
 func (l *loader) severityBy(r *rule, n *yaml.Node, groups map[string]int, name string) {
 	const field = "severity_by"
 	if n.Kind != yaml.MappingNode {
-		l.errorf(n.Line, name, field, "is a %s, want a mapping", kindName(n))
+		l.errorf(n.Line, name, field, "is a %s, want a mapping", yamldoc.Kind(n))
 		return
 	}
 	r.sevMap = map[string]hwhealv1.Severity{}
@@ -994,7 +928,7 @@ func (l *loader) severityBy(r *rule, n *yaml.Node, groups map[string]int, name s
 func (l *loader) classBy(r *rule, n *yaml.Node, groups map[string]int, name string) {
 	const field = "class_by"
 	if n.Kind != yaml.MappingNode {
-		l.errorf(n.Line, name, field, "is a %s, want a mapping", kindName(n))
+		l.errorf(n.Line, name, field, "is a %s, want a mapping", yamldoc.Kind(n))
 		return
 	}
 	r.classMap = map[string]string{}

@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/hwheal/hwheal/pkg/yamldoc"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
 
@@ -159,8 +159,6 @@ var (
 	targetNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 	headerNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 	envNameRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	// yaml.v3 reports syntax errors as "yaml: line N: ...".
-	yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 )
 
 // reservedHeaders are set by the dispatcher or the HTTP client: a target
@@ -182,33 +180,15 @@ func ParseConfig(r io.Reader, filename string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("read webhook config %s: %w", filename, err)
 	}
-	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return Config{}, nil
-		}
-		return Config{}, yamlError(filename, err)
+	root, yerr := yamldoc.Parse(data)
+	if yerr != nil {
+		return Config{}, &Error{File: filename, Line: yerr.Line, Err: errors.New(yerr.Msg)}
 	}
-	// A stray "---" would silently drop the targets after it.
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		return Config{}, &Error{File: filename, Line: extra.Line, Err: errors.New("more than one YAML document")}
-	} else if !errors.Is(err, io.EOF) {
-		return Config{}, yamlError(filename, err)
-	}
-	root := resolve(&doc)
-	if root.Kind == yaml.DocumentNode {
-		if len(root.Content) == 0 {
-			return Config{}, nil
-		}
-		root = resolve(root.Content[0])
-	}
-	if isNull(root) {
+	if root == nil {
 		return Config{}, nil
 	}
 	if root.Kind != yaml.MappingNode {
-		return Config{}, &Error{File: filename, Line: root.Line, Err: fmt.Errorf("top level is a %s, want a mapping with a webhooks: list", kindName(root))}
+		return Config{}, &Error{File: filename, Line: root.Line, Err: fmt.Errorf("top level is a %s, want a mapping with a webhooks: list", yamldoc.Kind(root))}
 	}
 	var errs []error
 	var list *yaml.Node
@@ -256,22 +236,22 @@ func parseTargets(n *yaml.Node, filename string, env func(string) (string, bool)
 	if n == nil {
 		return nil, nil
 	}
-	n = resolve(n)
+	n = yamldoc.Resolve(n)
 	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
-		n = resolve(n.Content[0])
+		n = yamldoc.Resolve(n.Content[0])
 	}
 	if isNull(n) {
 		return nil, nil
 	}
 	l := &loader{file: filename, env: env}
 	if n.Kind != yaml.SequenceNode {
-		l.errorf(n.Line, "", "webhooks", "is a %s, want a list of targets", kindName(n))
+		l.errorf(n.Line, "", "webhooks", "is a %s, want a list of targets", yamldoc.Kind(n))
 		return nil, errors.Join(l.errs...)
 	}
 	var out []Target
 	firstLine := map[string]int{}
 	for _, item := range n.Content {
-		t, ok := l.target(resolve(item))
+		t, ok := l.target(yamldoc.Resolve(item))
 		if !ok {
 			continue
 		}
@@ -302,13 +282,13 @@ func (l *loader) errorf(line int, target, field, format string, args ...any) {
 
 func (l *loader) target(n *yaml.Node) (Target, bool) {
 	if n.Kind != yaml.MappingNode {
-		l.errorf(n.Line, "", "", "target is a %s, want a mapping", kindName(n))
+		l.errorf(n.Line, "", "", "target is a %s, want a mapping", yamldoc.Kind(n))
 		return Target{}, false
 	}
 	t := Target{Line: n.Line}
 	// The name first, so that every later error can say which target.
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		if v := resolve(n.Content[i+1]); n.Content[i].Value == "name" && v.Kind == yaml.ScalarNode {
+		if v := yamldoc.Resolve(n.Content[i+1]); n.Content[i].Value == "name" && v.Kind == yaml.ScalarNode {
 			t.Name = v.Value
 		}
 	}
@@ -317,7 +297,7 @@ func (l *loader) target(n *yaml.Node) (Target, bool) {
 	seen := map[string]bool{}
 	var rawURL string
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], resolve(n.Content[i+1])
+		k, v := n.Content[i], yamldoc.Resolve(n.Content[i+1])
 		key := k.Value
 		if seen[key] {
 			l.errorf(k.Line, t.Name, key, "duplicate key")
@@ -417,7 +397,7 @@ func (l *loader) target(n *yaml.Node) (Target, bool) {
 
 func (l *loader) scalar(v *yaml.Node, target, field string) (string, bool) {
 	if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
-		l.errorf(v.Line, target, field, "is a %s, want a string", kindName(v))
+		l.errorf(v.Line, target, field, "is a %s, want a string", yamldoc.Kind(v))
 		return "", false
 	}
 	return v.Value, true
@@ -429,12 +409,12 @@ func (l *loader) strings(v *yaml.Node, target, field string) []string {
 		return []string{v.Value}
 	}
 	if v.Kind != yaml.SequenceNode {
-		l.errorf(v.Line, target, field, "is a %s, want a string or a list of strings", kindName(v))
+		l.errorf(v.Line, target, field, "is a %s, want a string or a list of strings", yamldoc.Kind(v))
 		return nil
 	}
 	out := make([]string, 0, len(v.Content))
 	for _, e := range v.Content {
-		if s, ok := l.scalar(resolve(e), target, field); ok {
+		if s, ok := l.scalar(yamldoc.Resolve(e), target, field); ok {
 			out = append(out, s)
 		}
 	}
@@ -443,12 +423,12 @@ func (l *loader) strings(v *yaml.Node, target, field string) []string {
 
 func (l *loader) stringMap(v *yaml.Node, target, field string) map[string]string {
 	if v.Kind != yaml.MappingNode {
-		l.errorf(v.Line, target, field, "is a %s, want a mapping of strings", kindName(v))
+		l.errorf(v.Line, target, field, "is a %s, want a mapping of strings", yamldoc.Kind(v))
 		return nil
 	}
 	out := make(map[string]string, len(v.Content)/2)
 	for i := 0; i+1 < len(v.Content); i += 2 {
-		k, val := resolve(v.Content[i]), resolve(v.Content[i+1])
+		k, val := yamldoc.Resolve(v.Content[i]), yamldoc.Resolve(v.Content[i+1])
 		key, ok := l.scalar(k, target, field)
 		if !ok {
 			continue
@@ -473,7 +453,7 @@ func (l *loader) headers(v *yaml.Node, target, field string) map[string]string {
 	}
 	out := make(map[string]string, len(raw))
 	for i := 0; i+1 < len(v.Content); i += 2 {
-		name := resolve(v.Content[i]).Value
+		name := yamldoc.Resolve(v.Content[i]).Value
 		val, ok := raw[name]
 		if !ok {
 			continue
@@ -672,40 +652,6 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-func yamlError(file string, err error) error {
-	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return &Error{File: file, Line: line, Err: errors.New(m[2])}
-	}
-	return &Error{File: file, Err: err}
-}
-
-// resolve follows an alias to its anchored node. yaml.v3 refuses an anchor
-// that contains itself, so one step suffices.
-func resolve(n *yaml.Node) *yaml.Node {
-	if n.Kind == yaml.AliasNode && n.Alias != nil {
-		return n.Alias
-	}
-	return n
-}
-
 func isNull(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
-}
-
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "mapping"
-	case yaml.SequenceNode:
-		return "list"
-	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
-			return "null"
-		}
-		return "scalar"
-	case yaml.AliasNode:
-		return "alias"
-	}
-	return "document"
 }
