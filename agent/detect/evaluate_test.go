@@ -19,7 +19,6 @@ import (
 	"github.com/hwheal/hwheal/agent/source/hwmon"
 	"github.com/hwheal/hwheal/agent/source/netdev"
 	"github.com/hwheal/hwheal/agent/source/rasevent"
-	smartsrc "github.com/hwheal/hwheal/agent/source/smart"
 	"github.com/hwheal/hwheal/pkg/smart"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
@@ -236,7 +235,7 @@ func TestShippedEvaluatedRules(t *testing.T) {
 			fire: []*hwhealv1.Observation{smartctlObservation(t, "smart-fail2.json", "sdd", 0)},
 			quiet: []*hwhealv1.Observation{wdc, smartctlObservation(t, "HGST_HUS724020ALE640_28.json", "sde", 0),
 				// In standby: no values, nothing judged.
-				withSamples(obs(smartsrc.Name, wdc.GetPart(), 0), time.Hour, smartsrc.SampleStandby, 1, smartsrc.SampleReadError, 0)},
+				withSamples(obs(smart.ObservationSource, wdc.GetPart(), 0), time.Hour, smart.SampleStandby, 1, smart.SampleReadError, 0)},
 		},
 		"smart-ata-selftest": {
 			fire: []*hwhealv1.Observation{wdc, smartctlObservation(t, "smart-fail2.json", "sdd", time.Minute)},
@@ -246,27 +245,27 @@ func TestShippedEvaluatedRules(t *testing.T) {
 		},
 		"smart-scsi-media": {
 			fire: []*hwhealv1.Observation{
-				withSamples(scsi, 0, smartsrc.SampleSCSIGrownDefects, 3),
-				withSamples(scsi, 30*time.Minute, smartsrc.SampleSCSIGrownDefects, 4),
+				withSamples(scsi, 0, smart.SampleSCSIGrownDefects, 3),
+				withSamples(scsi, 30*time.Minute, smart.SampleSCSIGrownDefects, 4),
 			},
-			quiet: []*hwhealv1.Observation{withSamples(scsi, 0, smartsrc.SampleSCSIGrownDefects, 3), withSamples(scsi, time.Hour, smartsrc.SampleSCSIGrownDefects, 3)},
+			quiet: []*hwhealv1.Observation{withSamples(scsi, 0, smart.SampleSCSIGrownDefects, 3), withSamples(scsi, time.Hour, smart.SampleSCSIGrownDefects, 3)},
 		},
 		"nvme-critical-warning": {
 			fire:  []*hwhealv1.Observation{intel, smartctlObservation(t, "nvme-null-SAMSUNG_MZWLL3T2HAJQ-00005-nvme0.json", "nvme1n1", time.Minute)},
-			quiet: []*hwhealv1.Observation{intel, smartctlObservation(t, "SAMSUNG_MZVL21T0HCLR-00B00_23.json", "nvme2n1", 0), withSamples(intel, time.Hour, smartsrc.SampleNVMeCriticalWarning, 1)},
+			quiet: []*hwhealv1.Observation{intel, smartctlObservation(t, "SAMSUNG_MZVL21T0HCLR-00B00_23.json", "nvme2n1", 0), withSamples(intel, time.Hour, smart.SampleNVMeCriticalWarning, 1)},
 		},
 		"nvme-spare-low": {
-			fire:  []*hwhealv1.Observation{intel, withSamples(intel, time.Hour, smartsrc.SampleNVMeAvailableSpare, 9, smartsrc.SampleNVMeAvailableSpareThresh, 10)},
-			quiet: []*hwhealv1.Observation{intel, withSamples(intel, time.Hour, smartsrc.SampleNVMeAvailableSpare, 10, smartsrc.SampleNVMeAvailableSpareThresh, 10)},
+			fire:  []*hwhealv1.Observation{intel, withSamples(intel, time.Hour, smart.SampleNVMeAvailableSpare, 9, smart.SampleNVMeAvailableSpareThresh, 10)},
+			quiet: []*hwhealv1.Observation{intel, withSamples(intel, time.Hour, smart.SampleNVMeAvailableSpare, 10, smart.SampleNVMeAvailableSpareThresh, 10)},
 		},
 		"nvme-media-errors": {
-			fire: []*hwhealv1.Observation{intel, withSamples(intel, time.Hour, smartsrc.SampleNVMeMediaErrors, 1)},
+			fire: []*hwhealv1.Observation{intel, withSamples(intel, time.Hour, smart.SampleNVMeMediaErrors, 1)},
 			// Already non-zero when first read, and unchanged.
-			quiet: []*hwhealv1.Observation{withSamples(intel, 0, smartsrc.SampleNVMeMediaErrors, 4), withSamples(intel, time.Hour, smartsrc.SampleNVMeMediaErrors, 4)},
+			quiet: []*hwhealv1.Observation{withSamples(intel, 0, smart.SampleNVMeMediaErrors, 4), withSamples(intel, time.Hour, smart.SampleNVMeMediaErrors, 4)},
 		},
 		"nvme-wear-out": {
-			fire:  []*hwhealv1.Observation{withSamples(intel, 0, smartsrc.SampleNVMePercentageUsed, 100)},
-			quiet: []*hwhealv1.Observation{withSamples(intel, 0, smartsrc.SampleNVMePercentageUsed, 99), withSamples(intel, time.Hour, smartsrc.SampleNVMeDataUnitsWritten, 1e12)},
+			fire:  []*hwhealv1.Observation{withSamples(intel, 0, smart.SampleNVMePercentageUsed, 100)},
+			quiet: []*hwhealv1.Observation{withSamples(intel, 0, smart.SampleNVMePercentageUsed, 99), withSamples(intel, time.Hour, smart.SampleNVMeDataUnitsWritten, 1e12)},
 		},
 	}
 	for _, r := range rs.Rules() {
@@ -668,7 +667,7 @@ func TestReraise(t *testing.T) {
 		{read(90*m, 2, 7, 200), "critical"}, // a quarter of 2h since 60m
 		{read(100*m, 0, 7, 0), ""},          // stops holding
 		{read(110*m, 1, 7, 0), "warning"},   // holds again: at once
-		{&hwhealv1.Observation{Time: timestamppb.New(t0.Add(115 * m)), Source: "smart", Part: disk, Samples: []*hwhealv1.Sample{{Name: smartsrc.SampleStandby, Value: 1}}}, ""}, // standby: no data
+		{&hwhealv1.Observation{Time: timestamppb.New(t0.Add(115 * m)), Source: "smart", Part: disk, Samples: []*hwhealv1.Sample{{Name: smart.SampleStandby, Value: 1}}}, ""}, // standby: no data
 		{read(140*m, 1, 7, 0), "warning"},
 	} {
 		fs := ev.Observe("n1", step.o)

@@ -15,7 +15,6 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	smartsrc "github.com/hwheal/hwheal/agent/source/smart"
 	"github.com/hwheal/hwheal/pkg/smart"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
@@ -62,7 +61,7 @@ func smartctlObservation(t testing.TB, name, device string, at time.Duration) *h
 func reportObservation(rep *smart.Report, device string, at time.Duration, bySmartctl bool) *hwhealv1.Observation {
 	o := &hwhealv1.Observation{
 		Time:   timestamppb.New(t0.Add(at)),
-		Source: smartsrc.Name,
+		Source: smart.ObservationSource,
 		Part:   &hwhealv1.Part{Kind: hwhealv1.PartKind_PART_KIND_DISK, Name: device, Serial: rep.Serial, Model: rep.Model},
 	}
 	for _, s := range smart.ReadingSamples(rep, bySmartctl) {
@@ -150,7 +149,7 @@ func readBackblaze(t testing.TB, r io.Reader) (map[string][]driveDay, []string) 
 		serial := rec[col["serial_number"]]
 		o := &hwhealv1.Observation{
 			Time:   timestamppb.New(date),
-			Source: smartsrc.Name,
+			Source: smart.ObservationSource,
 			Part:   &hwhealv1.Part{Kind: hwhealv1.PartKind_PART_KIND_DISK, Serial: serial, Model: rec[col["model"]]},
 		}
 		for i, h := range head {

@@ -150,7 +150,7 @@ func TestProbeLoopDevice(t *testing.T) {
 				t.Fatalf("probe: unavailable %q, errors %q, %d observations", p.Unavailable, p.Errors, len(p.Observations))
 			}
 			s := sourcetest.SampleMap(p.Observations[0])
-			if s[SampleStandby] != 1 || len(s) != 2 {
+			if s[smart.SampleStandby] != 1 || len(s) != 2 {
 				t.Errorf("samples %v, want a drive left in standby", s)
 			}
 		})

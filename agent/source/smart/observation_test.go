@@ -52,7 +52,7 @@ func TestLiveSamplesAreReadingSamples(t *testing.T) {
 		for _, s := range smart.ReadingSamples(&smart.Report{Standby: true, PowerMode: "STANDBY"}, true) {
 			got[s.Name] = s.Value
 		}
-		if len(got) != 2 || got[SampleStandby] != 1 || got[SampleReadError] != 0 {
+		if len(got) != 2 || got[smart.SampleStandby] != 1 || got[smart.SampleReadError] != 0 {
 			t.Errorf("standby samples %v", got)
 		}
 	})

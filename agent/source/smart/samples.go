@@ -7,48 +7,6 @@ import (
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
 
-// Sample names: pkg/smart owns them (the offline replay reads drives with
-// the same vocabulary); these are the same constants under the names the
-// source's code and tests use.
-const (
-	SampleStandby                   = smart.SampleStandby
-	SampleReadError                 = smart.SampleReadError
-	SampleReadTimeout               = smart.SampleReadTimeout
-	SampleReadBySmartctl            = smart.SampleReadBySmartctl
-	SampleSmartPassed               = smart.SampleSmartPassed
-	SampleTemperature               = smart.SampleTemperature
-	SamplePowerOnHours              = smart.SamplePowerOnHours
-	SampleATAReallocated            = smart.SampleATAReallocated
-	SampleATAReportedUncorrect      = smart.SampleATAReportedUncorrect
-	SampleATACommandTimeout         = smart.SampleATACommandTimeout
-	SampleATAPending                = smart.SampleATAPending
-	SampleATAOfflineUncorrectable   = smart.SampleATAOfflineUncorrectable
-	SampleATAUDMACRCErrors          = smart.SampleATAUDMACRCErrors
-	SampleATAPrefailFailingNow      = smart.SampleATAPrefailFailingNow
-	SampleATAPrefailFailedPast      = smart.SampleATAPrefailFailedPast
-	SampleATASelfTestErrors         = smart.SampleATASelfTestErrors
-	SampleATAErrorLogLastUNC        = smart.SampleATAErrorLogLastUNC
-	SampleNVMeCriticalWarning       = smart.SampleNVMeCriticalWarning
-	SampleNVMeAvailableSpare        = smart.SampleNVMeAvailableSpare
-	SampleNVMeAvailableSpareThresh  = smart.SampleNVMeAvailableSpareThresh
-	SampleNVMePercentageUsed        = smart.SampleNVMePercentageUsed
-	SampleNVMeMediaErrors           = smart.SampleNVMeMediaErrors
-	SampleNVMeUnsafeShutdowns       = smart.SampleNVMeUnsafeShutdowns
-	SampleNVMePowerCycles           = smart.SampleNVMePowerCycles
-	SampleNVMeErrorLogEntries       = smart.SampleNVMeErrorLogEntries
-	SampleNVMeDataUnitsRead         = smart.SampleNVMeDataUnitsRead
-	SampleNVMeDataUnitsWritten      = smart.SampleNVMeDataUnitsWritten
-	SampleNVMeHostReadCommands      = smart.SampleNVMeHostReadCommands
-	SampleNVMeHostWriteCommands     = smart.SampleNVMeHostWriteCommands
-	SampleNVMeControllerBusyMinutes = smart.SampleNVMeControllerBusyMinutes
-	SampleNVMeWarningTempMinutes    = smart.SampleNVMeWarningTempMinutes
-	SampleNVMeCriticalTempMinutes   = smart.SampleNVMeCriticalTempMinutes
-	SampleNVMeEnduranceGroupWarning = smart.SampleNVMeEnduranceGroupWarning
-	SampleSCSIGrownDefects          = smart.SampleSCSIGrownDefects
-	SampleSCSIUncorrectedErrors     = smart.SampleSCSIUncorrectedErrors
-	SampleSCSIPercentageUsedEndu    = smart.SampleSCSIPercentageUsedEndu
-)
-
 func part(d Disk, rep *smart.Report) *hwhealv1.Part {
 	p := &hwhealv1.Part{
 		Kind:       hwhealv1.PartKind_PART_KIND_DISK,
@@ -81,9 +39,9 @@ func observation(r result) *hwhealv1.Observation {
 	add := func(name string, v float64) { o.Samples = append(o.Samples, &hwhealv1.Sample{Name: name, Value: v}) }
 	switch {
 	case r.err != nil:
-		add(SampleStandby, 0)
-		add(SampleReadError, 1)
-		add(SampleReadTimeout, b2f(r.timedOut))
+		add(smart.SampleStandby, 0)
+		add(smart.SampleReadError, 1)
+		add(smart.SampleReadTimeout, b2f(r.timedOut))
 	default:
 		o.Samples = protoSamples(smart.ReadingSamples(r.rep, r.reader == PreferSmartctl))
 	}

@@ -115,26 +115,26 @@ func TestObservationSamples(t *testing.T) {
 			if sn, _ := doc["serial_number"].(string); o.GetPart().GetSerial() != sn {
 				t.Errorf("serial %q, drive says %q (sysfs has none)", o.GetPart().GetSerial(), sn)
 			}
-			want := map[string]float64{SampleStandby: 0, SampleReadError: 0, SampleReadBySmartctl: 1}
+			want := map[string]float64{smart.SampleStandby: 0, smart.SampleReadError: 0, smart.SampleReadBySmartctl: 1}
 			if p, ok := doc["smart_status"].(map[string]any)["passed"].(bool); ok {
-				want[SampleSmartPassed] = b2f(p)
+				want[smart.SampleSmartPassed] = b2f(p)
 			}
 			if v, ok := doc.num("temperature", "current"); ok && v != 0 {
-				want[SampleTemperature] = v
+				want[smart.SampleTemperature] = v
 			}
 			if v, ok := doc.num("power_on_time", "hours"); ok {
-				want[SamplePowerOnHours] = v
+				want[smart.SamplePowerOnHours] = v
 			}
 			if attrs, ok := doc["ata_smart_attributes"].(map[string]any); ok {
-				want[SampleATAPrefailFailingNow], want[SampleATAPrefailFailedPast] = 0, 0
+				want[smart.SampleATAPrefailFailingNow], want[smart.SampleATAPrefailFailedPast] = 0, 0
 				for _, a := range attrs["table"].([]any) {
 					a := jsonDoc(a.(map[string]any))
 					if pre, _ := a["flags"].(map[string]any)["prefailure"].(bool); pre {
 						switch a["when_failed"] {
 						case "now":
-							want[SampleATAPrefailFailingNow]++
+							want[smart.SampleATAPrefailFailingNow]++
 						case "past":
-							want[SampleATAPrefailFailedPast]++
+							want[smart.SampleATAPrefailFailedPast]++
 						}
 					}
 					id, _ := a.num("id")
@@ -146,17 +146,17 @@ func TestObservationSamples(t *testing.T) {
 					want[key+"raw"] = raw
 					switch int(id) {
 					case 5:
-						want[SampleATAReallocated] = float64(uint64(raw) & 0xffff)
+						want[smart.SampleATAReallocated] = float64(uint64(raw) & 0xffff)
 					case 187:
-						want[SampleATAReportedUncorrect] = raw
+						want[smart.SampleATAReportedUncorrect] = raw
 					case 188:
-						want[SampleATACommandTimeout] = raw
+						want[smart.SampleATACommandTimeout] = raw
 					case 197:
-						want[SampleATAPending] = raw
+						want[smart.SampleATAPending] = raw
 					case 198:
-						want[SampleATAOfflineUncorrectable] = raw
+						want[smart.SampleATAOfflineUncorrectable] = raw
 					case 199:
-						want[SampleATAUDMACRCErrors] = raw
+						want[smart.SampleATAUDMACRCErrors] = raw
 					}
 				}
 			}
@@ -167,7 +167,7 @@ func TestObservationSamples(t *testing.T) {
 				}
 				outdated, _ := doc.num("ata_smart_self_test_log", log, "error_count_outdated")
 				if total > outdated {
-					want[SampleATASelfTestErrors] = total - outdated
+					want[smart.SampleATASelfTestErrors] = total - outdated
 				}
 				break
 			}
@@ -178,12 +178,12 @@ func TestObservationSamples(t *testing.T) {
 					continue
 				}
 				if table, _ := l["table"].([]any); len(table) > 0 {
-					want[SampleATAErrorLogLastUNC] = 0
+					want[smart.SampleATAErrorLogLastUNC] = 0
 					for _, e := range table {
 						e := jsonDoc(e.(map[string]any))
 						desc, _ := e["error_description"].(string)
 						if n, _ := e.num("error_number"); strings.Contains(desc, "Error: UNC") {
-							want[SampleATAErrorLogLastUNC] = max(want[SampleATAErrorLogLastUNC], n)
+							want[smart.SampleATAErrorLogLastUNC] = max(want[smart.SampleATAErrorLogLastUNC], n)
 						}
 					}
 				}
@@ -191,14 +191,14 @@ func TestObservationSamples(t *testing.T) {
 			}
 			if _, ok := doc["nvme_smart_health_information_log"]; ok {
 				for sample, key := range map[string]string{
-					SampleNVMeCriticalWarning: "critical_warning", SampleNVMeAvailableSpare: "available_spare",
-					SampleNVMeAvailableSpareThresh: "available_spare_threshold", SampleNVMePercentageUsed: "percentage_used",
-					SampleNVMeMediaErrors: "media_errors", SampleNVMeUnsafeShutdowns: "unsafe_shutdowns",
-					SampleNVMePowerCycles: "power_cycles", SampleNVMeErrorLogEntries: "num_err_log_entries",
-					SampleNVMeDataUnitsRead: "data_units_read", SampleNVMeDataUnitsWritten: "data_units_written",
-					SampleNVMeHostReadCommands: "host_reads", SampleNVMeHostWriteCommands: "host_writes",
-					SampleNVMeControllerBusyMinutes: "controller_busy_time", SampleNVMeWarningTempMinutes: "warning_temp_time",
-					SampleNVMeCriticalTempMinutes: "critical_comp_time",
+					smart.SampleNVMeCriticalWarning: "critical_warning", smart.SampleNVMeAvailableSpare: "available_spare",
+					smart.SampleNVMeAvailableSpareThresh: "available_spare_threshold", smart.SampleNVMePercentageUsed: "percentage_used",
+					smart.SampleNVMeMediaErrors: "media_errors", smart.SampleNVMeUnsafeShutdowns: "unsafe_shutdowns",
+					smart.SampleNVMePowerCycles: "power_cycles", smart.SampleNVMeErrorLogEntries: "num_err_log_entries",
+					smart.SampleNVMeDataUnitsRead: "data_units_read", smart.SampleNVMeDataUnitsWritten: "data_units_written",
+					smart.SampleNVMeHostReadCommands: "host_reads", smart.SampleNVMeHostWriteCommands: "host_writes",
+					smart.SampleNVMeControllerBusyMinutes: "controller_busy_time", smart.SampleNVMeWarningTempMinutes: "warning_temp_time",
+					smart.SampleNVMeCriticalTempMinutes: "critical_comp_time",
 				} {
 					v, ok := doc.num("nvme_smart_health_information_log", key)
 					if !ok {
@@ -206,16 +206,16 @@ func TestObservationSamples(t *testing.T) {
 					}
 					want[sample] = v
 				}
-				want[SampleNVMeEnduranceGroupWarning] = 0
+				want[smart.SampleNVMeEnduranceGroupWarning] = 0
 			}
 			if v, ok := doc.num("scsi_grown_defect_list"); ok {
-				want[SampleSCSIGrownDefects] = v
+				want[smart.SampleSCSIGrownDefects] = v
 				var sum float64
 				for _, k := range []string{"read", "write", "verify"} {
 					n, _ := doc.num("scsi_error_counter_log", k, "total_uncorrected_errors")
 					sum += n
 				}
-				want[SampleSCSIUncorrectedErrors] = sum
+				want[smart.SampleSCSIUncorrectedErrors] = sum
 			}
 			if !maps.Equal(got, want) {
 				for k := range maps.Keys(want) {
@@ -334,8 +334,8 @@ func TestReadingsJudgedByCollectorRules(t *testing.T) {
 			t.Errorf("part %v", f.GetPart())
 		}
 	}
-	if s := sourcetest.SampleMap(obs); s[SampleATAPending] != 1727 || s[SampleSmartPassed] != 1 ||
-		s[SampleATAPrefailFailedPast] != 1 || s[SampleATAPrefailFailingNow] != 0 {
+	if s := sourcetest.SampleMap(obs); s[smart.SampleATAPending] != 1727 || s[smart.SampleSmartPassed] != 1 ||
+		s[smart.SampleATAPrefailFailedPast] != 1 || s[smart.SampleATAPrefailFailingNow] != 0 {
 		t.Errorf("observation %v", s)
 	}
 	if fs, _ := step(maxtor, 0xff); len(fs) != 0 {
@@ -350,7 +350,7 @@ func TestReadingsJudgedByCollectorRules(t *testing.T) {
 		t.Errorf("previous %q, evidence %v", prev, fs[0].GetEvidence())
 	}
 	fs, obs = step(grown, 0x00)
-	if len(fs) != 0 || sourcetest.SampleMap(obs)[SampleStandby] != 1 || len(obs.GetSamples()) != 2 {
+	if len(fs) != 0 || sourcetest.SampleMap(obs)[smart.SampleStandby] != 1 || len(obs.GetSamples()) != 2 {
 		t.Fatalf("standby: faults %v, samples %v", ruleSet(fs), sourcetest.SampleMap(obs))
 	}
 	if fs, _ := step(grown, 0xff); len(fs) != 0 {
@@ -397,7 +397,7 @@ func TestRunRaisesNothing(t *testing.T) {
 		t.Fatalf("%d observations", n)
 	}
 	for _, o := range sink.Observations() {
-		if v := sourcetest.SampleMap(o); v[SampleSmartPassed] != 0 || v[SampleATAPrefailFailingNow] != 1 || v[SampleATASelfTestErrors] != 3 {
+		if v := sourcetest.SampleMap(o); v[smart.SampleSmartPassed] != 0 || v[smart.SampleATAPrefailFailingNow] != 1 || v[smart.SampleATASelfTestErrors] != 3 {
 			t.Fatalf("observation %v", v)
 		}
 	}
@@ -421,10 +421,10 @@ func TestStandbyNeverRead(t *testing.T) {
 		s := New(Config{Root: root, Readers: readers})
 		rd := s.read(context.Background())
 		obs := sourcetest.SamplesByName(rd.observations())
-		if obs["sda"][SampleStandby] != 1 || len(obs["sda"]) != 2 {
+		if obs["sda"][smart.SampleStandby] != 1 || len(obs["sda"]) != 2 {
 			t.Errorf("sda samples %v, want standby only", obs["sda"])
 		}
-		if len(readers) == 2 && (obs["sdb"][SampleStandby] != 1 || len(obs["sdb"]) != 2) {
+		if len(readers) == 2 && (obs["sdb"][smart.SampleStandby] != 1 || len(obs["sdb"]) != 2) {
 			t.Errorf("sdb samples %v, want standby only", obs["sdb"])
 		}
 	}
@@ -500,11 +500,11 @@ func TestHungDiskCut(t *testing.T) {
 				if len(rd.results) != 3 || len(obs) != 3 {
 					t.Fatalf("reading %d: %d results", reading, len(rd.results))
 				}
-				if obs["sda"][SampleReadError] != 1 || obs["sda"][SampleReadTimeout] != 1 {
+				if obs["sda"][smart.SampleReadError] != 1 || obs["sda"][smart.SampleReadTimeout] != 1 {
 					t.Errorf("reading %d: sda %v", reading, obs["sda"])
 				}
 				for _, n := range []string{"sdb", "sdc"} {
-					if obs[n][SampleReadError] != 0 || obs[n]["ata_attr_5_raw"] != 0 || obs[n][SampleSmartPassed] != 1 {
+					if obs[n][smart.SampleReadError] != 0 || obs[n]["ata_attr_5_raw"] != 0 || obs[n][smart.SampleSmartPassed] != 1 {
 						t.Errorf("reading %d: %s %v", reading, n, obs[n])
 					}
 				}
@@ -533,7 +533,7 @@ func TestHungDiskCut(t *testing.T) {
 			r.hang["sda"] = false
 			r.mu.Unlock()
 			rd := s.read(context.Background())
-			if err := rd.err(); err != nil || sourcetest.SamplesByName(rd.observations())["sda"][SampleReadError] != 0 {
+			if err := rd.err(); err != nil || sourcetest.SamplesByName(rd.observations())["sda"][smart.SampleReadError] != 0 {
 				t.Fatalf("after release: %v", err)
 			}
 			if n := r.callsOf("sda"); n != 2 {
@@ -587,7 +587,7 @@ func TestReaderOrder(t *testing.T) {
 	second.set("sda", hgst)
 	s := New(Config{Root: root, Readers: []Reader{first, second}})
 	rd := s.read(context.Background())
-	if rd.err() != nil || sourcetest.SampleMap(rd.observations()[0])[SampleReadBySmartctl] != 1 {
+	if rd.err() != nil || sourcetest.SampleMap(rd.observations()[0])[smart.SampleReadBySmartctl] != 1 {
 		t.Fatalf("fallback: %v %v", rd.err(), sourcetest.SampleMap(rd.observations()[0]))
 	}
 	first.errs["sda"] = errors.New("sda: I/O error")
@@ -666,8 +666,8 @@ func TestProbe(t *testing.T) {
 		// The readings, judged by the collector: the failing drives'
 		// verdicts are in them, and no fault.
 		obs := sourcetest.SamplesByName(p.Observations)
-		if obs["sda"][SampleSmartPassed] != 0 || obs["sdb"][SampleNVMeCriticalWarning] != 0x10 ||
-			obs["sdc"][SampleATAReportedUncorrect] != 1 || obs["sdd"][SampleReadError] != 1 {
+		if obs["sda"][smart.SampleSmartPassed] != 0 || obs["sdb"][smart.SampleNVMeCriticalWarning] != 0x10 ||
+			obs["sdc"][smart.SampleATAReportedUncorrect] != 1 || obs["sdd"][smart.SampleReadError] != 1 {
 			t.Errorf("readings %v", obs)
 		}
 		if len(p.Faults) != 0 {
