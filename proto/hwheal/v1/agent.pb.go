@@ -9,6 +9,8 @@ package hwhealv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -20,6 +22,64 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+// ActionOutcome is what an ActionUpdate says about an action.
+type ActionOutcome int32
+
+const (
+	ActionOutcome_ACTION_OUTCOME_UNSPECIFIED ActionOutcome = 0
+	// Started, or steps finished; more updates follow.
+	ActionOutcome_ACTION_OUTCOME_RUNNING   ActionOutcome = 1
+	ActionOutcome_ACTION_OUTCOME_SUCCEEDED ActionOutcome = 2
+	ActionOutcome_ACTION_OUTCOME_FAILED    ActionOutcome = 3
+	// The agent's guard refused the order: nothing ran.
+	ActionOutcome_ACTION_OUTCOME_REFUSED ActionOutcome = 4
+)
+
+// Enum value maps for ActionOutcome.
+var (
+	ActionOutcome_name = map[int32]string{
+		0: "ACTION_OUTCOME_UNSPECIFIED",
+		1: "ACTION_OUTCOME_RUNNING",
+		2: "ACTION_OUTCOME_SUCCEEDED",
+		3: "ACTION_OUTCOME_FAILED",
+		4: "ACTION_OUTCOME_REFUSED",
+	}
+	ActionOutcome_value = map[string]int32{
+		"ACTION_OUTCOME_UNSPECIFIED": 0,
+		"ACTION_OUTCOME_RUNNING":     1,
+		"ACTION_OUTCOME_SUCCEEDED":   2,
+		"ACTION_OUTCOME_FAILED":      3,
+		"ACTION_OUTCOME_REFUSED":     4,
+	}
+)
+
+func (x ActionOutcome) Enum() *ActionOutcome {
+	p := new(ActionOutcome)
+	*p = x
+	return p
+}
+
+func (x ActionOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ActionOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_hwheal_v1_agent_proto_enumTypes[0].Descriptor()
+}
+
+func (ActionOutcome) Type() protoreflect.EnumType {
+	return &file_hwheal_v1_agent_proto_enumTypes[0]
+}
+
+func (x ActionOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ActionOutcome.Descriptor instead.
+func (ActionOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_hwheal_v1_agent_proto_rawDescGZIP(), []int{0}
+}
 
 type ConnectRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -111,6 +171,7 @@ type ConnectResponse struct {
 	//
 	//	*ConnectResponse_Welcome
 	//	*ConnectResponse_Ack
+	//	*ConnectResponse_Order
 	Msg           isConnectResponse_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -171,6 +232,15 @@ func (x *ConnectResponse) GetAck() *Ack {
 	return nil
 }
 
+func (x *ConnectResponse) GetOrder() *ActionOrder {
+	if x != nil {
+		if x, ok := x.Msg.(*ConnectResponse_Order); ok {
+			return x.Order
+		}
+	}
+	return nil
+}
+
 type isConnectResponse_Msg interface {
 	isConnectResponse_Msg()
 }
@@ -183,9 +253,20 @@ type ConnectResponse_Ack struct {
 	Ack *Ack `protobuf:"bytes,2,opt,name=ack,proto3,oneof"`
 }
 
+type ConnectResponse_Order struct {
+	// An action the agent is asked to run. Sent only to agents whose Hello
+	// carried a guard, after the Welcome; sent again after every reconnect
+	// until the agent's final update for it is stored. The agent runs an
+	// id at most once (it keeps the ids it started on disk), so a resend is
+	// harmless. Older agents ignore it.
+	Order *ActionOrder `protobuf:"bytes,3,opt,name=order,proto3,oneof"`
+}
+
 func (*ConnectResponse_Welcome) isConnectResponse_Msg() {}
 
 func (*ConnectResponse_Ack) isConnectResponse_Msg() {}
+
+func (*ConnectResponse_Order) isConnectResponse_Msg() {}
 
 // Hello introduces the agent.
 type Hello struct {
@@ -202,7 +283,11 @@ type Hello struct {
 	// directory is created. A node whose state directory was wiped starts a
 	// new stream id, so its sequence numbers restart without being taken for
 	// duplicates.
-	StreamId      string `protobuf:"bytes,6,opt,name=stream_id,json=streamId,proto3" json:"stream_id,omitempty"`
+	StreamId string `protobuf:"bytes,6,opt,name=stream_id,json=streamId,proto3" json:"stream_id,omitempty"`
+	// What the agent's local guard lets the collector ask for. Unset (an
+	// agent older than remediation, or one with remediation off): the
+	// collector sends it no orders.
+	Guard         *ActionGuard `protobuf:"bytes,7,opt,name=guard,proto3" json:"guard,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -279,6 +364,231 @@ func (x *Hello) GetStreamId() string {
 	return ""
 }
 
+func (x *Hello) GetGuard() *ActionGuard {
+	if x != nil {
+		return x.Guard
+	}
+	return nil
+}
+
+// ActionOrder asks an agent to run an action. The collector stores the
+// action as dispatched before it sends the order.
+type ActionOrder struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Collector-issued; the agent never runs one id twice.
+	Id   string     `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Type ActionType `protobuf:"varint,2,opt,name=type,proto3,enum=hwheal.v1.ActionType" json:"type,omitempty"`
+	// Why, for the runbook's environment and the agent's log.
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The faults that led to it (empty for an operator's request).
+	FaultIds     []uint64 `protobuf:"varint,4,rep,packed,name=fault_ids,json=faultIds,proto3" json:"fault_ids,omitempty"`
+	FaultClasses []string `protobuf:"bytes,5,rep,name=fault_classes,json=faultClasses,proto3" json:"fault_classes,omitempty"`
+	// How long the collector waits for the final update; the agent stops
+	// the runbook when it runs out.
+	Timeout *durationpb.Duration `protobuf:"bytes,6,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// Report what would run; run nothing.
+	DryRun bool `protobuf:"varint,7,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// The boot the collector planned against. An agent in another boot
+	// refuses the order: the node rebooted since it was planned.
+	BootId string `protobuf:"bytes,8,opt,name=boot_id,json=bootId,proto3" json:"boot_id,omitempty"`
+	// Who asked: an operator, or "policy:<rule>".
+	RequestedBy   string `protobuf:"bytes,9,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActionOrder) Reset() {
+	*x = ActionOrder{}
+	mi := &file_hwheal_v1_agent_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActionOrder) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActionOrder) ProtoMessage() {}
+
+func (x *ActionOrder) ProtoReflect() protoreflect.Message {
+	mi := &file_hwheal_v1_agent_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActionOrder.ProtoReflect.Descriptor instead.
+func (*ActionOrder) Descriptor() ([]byte, []int) {
+	return file_hwheal_v1_agent_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ActionOrder) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ActionOrder) GetType() ActionType {
+	if x != nil {
+		return x.Type
+	}
+	return ActionType_ACTION_TYPE_UNSPECIFIED
+}
+
+func (x *ActionOrder) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ActionOrder) GetFaultIds() []uint64 {
+	if x != nil {
+		return x.FaultIds
+	}
+	return nil
+}
+
+func (x *ActionOrder) GetFaultClasses() []string {
+	if x != nil {
+		return x.FaultClasses
+	}
+	return nil
+}
+
+func (x *ActionOrder) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *ActionOrder) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *ActionOrder) GetBootId() string {
+	if x != nil {
+		return x.BootId
+	}
+	return ""
+}
+
+func (x *ActionOrder) GetRequestedBy() string {
+	if x != nil {
+		return x.RequestedBy
+	}
+	return ""
+}
+
+// ActionUpdate is an agent's report on an order. It travels as a numbered
+// Report, so it is spooled, acknowledged and never lost or doubled.
+type ActionUpdate struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ActionId string                 `protobuf:"bytes,1,opt,name=action_id,json=actionId,proto3" json:"action_id,omitempty"`
+	Outcome  ActionOutcome          `protobuf:"varint,2,opt,name=outcome,proto3,enum=hwheal.v1.ActionOutcome" json:"outcome,omitempty"`
+	Time     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
+	// Steps that finished since the previous update of this action.
+	Steps []*ActionStep `protobuf:"bytes,4,rep,name=steps,proto3" json:"steps,omitempty"`
+	// Why it failed or was refused; a note on success ("rebooted: boot id
+	// a -> b").
+	Message string `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	// The boot the agent was in when it wrote the update.
+	BootId string `protobuf:"bytes,6,opt,name=boot_id,json=bootId,proto3" json:"boot_id,omitempty"`
+	// Nothing was run: the steps say what would have run.
+	DryRun        bool `protobuf:"varint,7,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActionUpdate) Reset() {
+	*x = ActionUpdate{}
+	mi := &file_hwheal_v1_agent_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActionUpdate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActionUpdate) ProtoMessage() {}
+
+func (x *ActionUpdate) ProtoReflect() protoreflect.Message {
+	mi := &file_hwheal_v1_agent_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActionUpdate.ProtoReflect.Descriptor instead.
+func (*ActionUpdate) Descriptor() ([]byte, []int) {
+	return file_hwheal_v1_agent_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ActionUpdate) GetActionId() string {
+	if x != nil {
+		return x.ActionId
+	}
+	return ""
+}
+
+func (x *ActionUpdate) GetOutcome() ActionOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return ActionOutcome_ACTION_OUTCOME_UNSPECIFIED
+}
+
+func (x *ActionUpdate) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *ActionUpdate) GetSteps() []*ActionStep {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
+}
+
+func (x *ActionUpdate) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ActionUpdate) GetBootId() string {
+	if x != nil {
+		return x.BootId
+	}
+	return ""
+}
+
+func (x *ActionUpdate) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
 // Welcome answers a Hello.
 type Welcome struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -295,7 +605,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_hwheal_v1_agent_proto_msgTypes[3]
+	mi := &file_hwheal_v1_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -307,7 +617,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_agent_proto_msgTypes[3]
+	mi := &file_hwheal_v1_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -320,7 +630,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_agent_proto_rawDescGZIP(), []int{3}
+	return file_hwheal_v1_agent_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Welcome) GetAckedSeq() uint64 {
@@ -354,6 +664,7 @@ type Report struct {
 	//
 	//	*Report_Observation
 	//	*Report_Fault
+	//	*Report_ActionUpdate
 	Item          isReport_Item `protobuf_oneof:"item"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -361,7 +672,7 @@ type Report struct {
 
 func (x *Report) Reset() {
 	*x = Report{}
-	mi := &file_hwheal_v1_agent_proto_msgTypes[4]
+	mi := &file_hwheal_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -373,7 +684,7 @@ func (x *Report) String() string {
 func (*Report) ProtoMessage() {}
 
 func (x *Report) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_agent_proto_msgTypes[4]
+	mi := &file_hwheal_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -386,7 +697,7 @@ func (x *Report) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Report.ProtoReflect.Descriptor instead.
 func (*Report) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_hwheal_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Report) GetSeq() uint64 {
@@ -421,6 +732,15 @@ func (x *Report) GetFault() *Fault {
 	return nil
 }
 
+func (x *Report) GetActionUpdate() *ActionUpdate {
+	if x != nil {
+		if x, ok := x.Item.(*Report_ActionUpdate); ok {
+			return x.ActionUpdate
+		}
+	}
+	return nil
+}
+
 type isReport_Item interface {
 	isReport_Item()
 }
@@ -433,9 +753,15 @@ type Report_Fault struct {
 	Fault *Fault `protobuf:"bytes,3,opt,name=fault,proto3,oneof"`
 }
 
+type Report_ActionUpdate struct {
+	ActionUpdate *ActionUpdate `protobuf:"bytes,4,opt,name=action_update,json=actionUpdate,proto3,oneof"`
+}
+
 func (*Report_Observation) isReport_Item() {}
 
 func (*Report_Fault) isReport_Item() {}
+
+func (*Report_ActionUpdate) isReport_Item() {}
 
 type ReportBatch struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -447,7 +773,7 @@ type ReportBatch struct {
 
 func (x *ReportBatch) Reset() {
 	*x = ReportBatch{}
-	mi := &file_hwheal_v1_agent_proto_msgTypes[5]
+	mi := &file_hwheal_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -459,7 +785,7 @@ func (x *ReportBatch) String() string {
 func (*ReportBatch) ProtoMessage() {}
 
 func (x *ReportBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_agent_proto_msgTypes[5]
+	mi := &file_hwheal_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -472,7 +798,7 @@ func (x *ReportBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportBatch.ProtoReflect.Descriptor instead.
 func (*ReportBatch) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_hwheal_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ReportBatch) GetReports() []*Report {
@@ -492,7 +818,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_hwheal_v1_agent_proto_msgTypes[6]
+	mi := &file_hwheal_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -504,7 +830,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_agent_proto_msgTypes[6]
+	mi := &file_hwheal_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -517,7 +843,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_hwheal_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Ack) GetAckedSeq() uint64 {
@@ -531,38 +857,65 @@ var File_hwheal_v1_agent_proto protoreflect.FileDescriptor
 
 const file_hwheal_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x15hwheal/v1/agent.proto\x12\thwheal.v1\x1a\x15hwheal/v1/types.proto\"u\n" +
+	"\x15hwheal/v1/agent.proto\x12\thwheal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15hwheal/v1/fleet.proto\x1a\x15hwheal/v1/types.proto\"u\n" +
 	"\x0eConnectRequest\x12(\n" +
 	"\x05hello\x18\x01 \x01(\v2\x10.hwheal.v1.HelloH\x00R\x05hello\x122\n" +
 	"\areports\x18\x02 \x01(\v2\x16.hwheal.v1.ReportBatchH\x00R\areportsB\x05\n" +
-	"\x03msg\"l\n" +
+	"\x03msg\"\x9c\x01\n" +
 	"\x0fConnectResponse\x12.\n" +
 	"\awelcome\x18\x01 \x01(\v2\x12.hwheal.v1.WelcomeH\x00R\awelcome\x12\"\n" +
-	"\x03ack\x18\x02 \x01(\v2\x0e.hwheal.v1.AckH\x00R\x03ackB\x05\n" +
-	"\x03msg\"\x9b\x02\n" +
+	"\x03ack\x18\x02 \x01(\v2\x0e.hwheal.v1.AckH\x00R\x03ack\x12.\n" +
+	"\x05order\x18\x03 \x01(\v2\x16.hwheal.v1.ActionOrderH\x00R\x05orderB\x05\n" +
+	"\x03msg\"\xc9\x02\n" +
 	"\x05Hello\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x124\n" +
 	"\x06labels\x18\x02 \x03(\v2\x1c.hwheal.v1.Hello.LabelsEntryR\x06labels\x12#\n" +
 	"\ragent_version\x18\x03 \x01(\tR\fagentVersion\x12\x17\n" +
 	"\aboot_id\x18\x04 \x01(\tR\x06bootId\x122\n" +
 	"\tinventory\x18\x05 \x01(\v2\x14.hwheal.v1.InventoryR\tinventory\x12\x1b\n" +
-	"\tstream_id\x18\x06 \x01(\tR\bstreamId\x1a9\n" +
+	"\tstream_id\x18\x06 \x01(\tR\bstreamId\x12,\n" +
+	"\x05guard\x18\a \x01(\v2\x16.hwheal.v1.ActionGuardR\x05guard\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x7f\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xac\x02\n" +
+	"\vActionOrder\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12)\n" +
+	"\x04type\x18\x02 \x01(\x0e2\x15.hwheal.v1.ActionTypeR\x04type\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1b\n" +
+	"\tfault_ids\x18\x04 \x03(\x04R\bfaultIds\x12#\n" +
+	"\rfault_classes\x18\x05 \x03(\tR\ffaultClasses\x123\n" +
+	"\atimeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x17\n" +
+	"\adry_run\x18\a \x01(\bR\x06dryRun\x12\x17\n" +
+	"\aboot_id\x18\b \x01(\tR\x06bootId\x12!\n" +
+	"\frequested_by\x18\t \x01(\tR\vrequestedBy\"\x88\x02\n" +
+	"\fActionUpdate\x12\x1b\n" +
+	"\taction_id\x18\x01 \x01(\tR\bactionId\x122\n" +
+	"\aoutcome\x18\x02 \x01(\x0e2\x18.hwheal.v1.ActionOutcomeR\aoutcome\x12.\n" +
+	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12+\n" +
+	"\x05steps\x18\x04 \x03(\v2\x15.hwheal.v1.ActionStepR\x05steps\x12\x18\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\x12\x17\n" +
+	"\aboot_id\x18\x06 \x01(\tR\x06bootId\x12\x17\n" +
+	"\adry_run\x18\a \x01(\bR\x06dryRun\"\x7f\n" +
 	"\aWelcome\x12\x1b\n" +
 	"\tacked_seq\x18\x01 \x01(\x04R\backedSeq\x12+\n" +
 	"\x11collector_version\x18\x02 \x01(\tR\x10collectorVersion\x12*\n" +
-	"\x11max_batch_reports\x18\x03 \x01(\rR\x0fmaxBatchReports\"\x88\x01\n" +
+	"\x11max_batch_reports\x18\x03 \x01(\rR\x0fmaxBatchReports\"\xc8\x01\n" +
 	"\x06Report\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12:\n" +
 	"\vobservation\x18\x02 \x01(\v2\x16.hwheal.v1.ObservationH\x00R\vobservation\x12(\n" +
-	"\x05fault\x18\x03 \x01(\v2\x10.hwheal.v1.FaultH\x00R\x05faultB\x06\n" +
+	"\x05fault\x18\x03 \x01(\v2\x10.hwheal.v1.FaultH\x00R\x05fault\x12>\n" +
+	"\raction_update\x18\x04 \x01(\v2\x17.hwheal.v1.ActionUpdateH\x00R\factionUpdateB\x06\n" +
 	"\x04item\":\n" +
 	"\vReportBatch\x12+\n" +
 	"\areports\x18\x01 \x03(\v2\x11.hwheal.v1.ReportR\areports\"\"\n" +
 	"\x03Ack\x12\x1b\n" +
-	"\tacked_seq\x18\x01 \x01(\x04R\backedSeq2T\n" +
+	"\tacked_seq\x18\x01 \x01(\x04R\backedSeq*\xa0\x01\n" +
+	"\rActionOutcome\x12\x1e\n" +
+	"\x1aACTION_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16ACTION_OUTCOME_RUNNING\x10\x01\x12\x1c\n" +
+	"\x18ACTION_OUTCOME_SUCCEEDED\x10\x02\x12\x19\n" +
+	"\x15ACTION_OUTCOME_FAILED\x10\x03\x12\x1a\n" +
+	"\x16ACTION_OUTCOME_REFUSED\x10\x042T\n" +
 	"\fAgentService\x12D\n" +
 	"\aConnect\x12\x19.hwheal.v1.ConnectRequest\x1a\x1a.hwheal.v1.ConnectResponse(\x010\x01B3Z1github.com/hwheal/hwheal/proto/hwheal/v1;hwhealv1b\x06proto3"
 
@@ -578,37 +931,54 @@ func file_hwheal_v1_agent_proto_rawDescGZIP() []byte {
 	return file_hwheal_v1_agent_proto_rawDescData
 }
 
-var file_hwheal_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_hwheal_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_hwheal_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_hwheal_v1_agent_proto_goTypes = []any{
-	(*ConnectRequest)(nil),  // 0: hwheal.v1.ConnectRequest
-	(*ConnectResponse)(nil), // 1: hwheal.v1.ConnectResponse
-	(*Hello)(nil),           // 2: hwheal.v1.Hello
-	(*Welcome)(nil),         // 3: hwheal.v1.Welcome
-	(*Report)(nil),          // 4: hwheal.v1.Report
-	(*ReportBatch)(nil),     // 5: hwheal.v1.ReportBatch
-	(*Ack)(nil),             // 6: hwheal.v1.Ack
-	nil,                     // 7: hwheal.v1.Hello.LabelsEntry
-	(*Inventory)(nil),       // 8: hwheal.v1.Inventory
-	(*Observation)(nil),     // 9: hwheal.v1.Observation
-	(*Fault)(nil),           // 10: hwheal.v1.Fault
+	(ActionOutcome)(0),            // 0: hwheal.v1.ActionOutcome
+	(*ConnectRequest)(nil),        // 1: hwheal.v1.ConnectRequest
+	(*ConnectResponse)(nil),       // 2: hwheal.v1.ConnectResponse
+	(*Hello)(nil),                 // 3: hwheal.v1.Hello
+	(*ActionOrder)(nil),           // 4: hwheal.v1.ActionOrder
+	(*ActionUpdate)(nil),          // 5: hwheal.v1.ActionUpdate
+	(*Welcome)(nil),               // 6: hwheal.v1.Welcome
+	(*Report)(nil),                // 7: hwheal.v1.Report
+	(*ReportBatch)(nil),           // 8: hwheal.v1.ReportBatch
+	(*Ack)(nil),                   // 9: hwheal.v1.Ack
+	nil,                           // 10: hwheal.v1.Hello.LabelsEntry
+	(*Inventory)(nil),             // 11: hwheal.v1.Inventory
+	(*ActionGuard)(nil),           // 12: hwheal.v1.ActionGuard
+	(ActionType)(0),               // 13: hwheal.v1.ActionType
+	(*durationpb.Duration)(nil),   // 14: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*ActionStep)(nil),            // 16: hwheal.v1.ActionStep
+	(*Observation)(nil),           // 17: hwheal.v1.Observation
+	(*Fault)(nil),                 // 18: hwheal.v1.Fault
 }
 var file_hwheal_v1_agent_proto_depIdxs = []int32{
-	2,  // 0: hwheal.v1.ConnectRequest.hello:type_name -> hwheal.v1.Hello
-	5,  // 1: hwheal.v1.ConnectRequest.reports:type_name -> hwheal.v1.ReportBatch
-	3,  // 2: hwheal.v1.ConnectResponse.welcome:type_name -> hwheal.v1.Welcome
-	6,  // 3: hwheal.v1.ConnectResponse.ack:type_name -> hwheal.v1.Ack
-	7,  // 4: hwheal.v1.Hello.labels:type_name -> hwheal.v1.Hello.LabelsEntry
-	8,  // 5: hwheal.v1.Hello.inventory:type_name -> hwheal.v1.Inventory
-	9,  // 6: hwheal.v1.Report.observation:type_name -> hwheal.v1.Observation
-	10, // 7: hwheal.v1.Report.fault:type_name -> hwheal.v1.Fault
-	4,  // 8: hwheal.v1.ReportBatch.reports:type_name -> hwheal.v1.Report
-	0,  // 9: hwheal.v1.AgentService.Connect:input_type -> hwheal.v1.ConnectRequest
-	1,  // 10: hwheal.v1.AgentService.Connect:output_type -> hwheal.v1.ConnectResponse
-	10, // [10:11] is the sub-list for method output_type
-	9,  // [9:10] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	3,  // 0: hwheal.v1.ConnectRequest.hello:type_name -> hwheal.v1.Hello
+	8,  // 1: hwheal.v1.ConnectRequest.reports:type_name -> hwheal.v1.ReportBatch
+	6,  // 2: hwheal.v1.ConnectResponse.welcome:type_name -> hwheal.v1.Welcome
+	9,  // 3: hwheal.v1.ConnectResponse.ack:type_name -> hwheal.v1.Ack
+	4,  // 4: hwheal.v1.ConnectResponse.order:type_name -> hwheal.v1.ActionOrder
+	10, // 5: hwheal.v1.Hello.labels:type_name -> hwheal.v1.Hello.LabelsEntry
+	11, // 6: hwheal.v1.Hello.inventory:type_name -> hwheal.v1.Inventory
+	12, // 7: hwheal.v1.Hello.guard:type_name -> hwheal.v1.ActionGuard
+	13, // 8: hwheal.v1.ActionOrder.type:type_name -> hwheal.v1.ActionType
+	14, // 9: hwheal.v1.ActionOrder.timeout:type_name -> google.protobuf.Duration
+	0,  // 10: hwheal.v1.ActionUpdate.outcome:type_name -> hwheal.v1.ActionOutcome
+	15, // 11: hwheal.v1.ActionUpdate.time:type_name -> google.protobuf.Timestamp
+	16, // 12: hwheal.v1.ActionUpdate.steps:type_name -> hwheal.v1.ActionStep
+	17, // 13: hwheal.v1.Report.observation:type_name -> hwheal.v1.Observation
+	18, // 14: hwheal.v1.Report.fault:type_name -> hwheal.v1.Fault
+	5,  // 15: hwheal.v1.Report.action_update:type_name -> hwheal.v1.ActionUpdate
+	7,  // 16: hwheal.v1.ReportBatch.reports:type_name -> hwheal.v1.Report
+	1,  // 17: hwheal.v1.AgentService.Connect:input_type -> hwheal.v1.ConnectRequest
+	2,  // 18: hwheal.v1.AgentService.Connect:output_type -> hwheal.v1.ConnectResponse
+	18, // [18:19] is the sub-list for method output_type
+	17, // [17:18] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_hwheal_v1_agent_proto_init() }
@@ -616,6 +986,7 @@ func file_hwheal_v1_agent_proto_init() {
 	if File_hwheal_v1_agent_proto != nil {
 		return
 	}
+	file_hwheal_v1_fleet_proto_init()
 	file_hwheal_v1_types_proto_init()
 	file_hwheal_v1_agent_proto_msgTypes[0].OneofWrappers = []any{
 		(*ConnectRequest_Hello)(nil),
@@ -624,23 +995,26 @@ func file_hwheal_v1_agent_proto_init() {
 	file_hwheal_v1_agent_proto_msgTypes[1].OneofWrappers = []any{
 		(*ConnectResponse_Welcome)(nil),
 		(*ConnectResponse_Ack)(nil),
+		(*ConnectResponse_Order)(nil),
 	}
-	file_hwheal_v1_agent_proto_msgTypes[4].OneofWrappers = []any{
+	file_hwheal_v1_agent_proto_msgTypes[6].OneofWrappers = []any{
 		(*Report_Observation)(nil),
 		(*Report_Fault)(nil),
+		(*Report_ActionUpdate)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hwheal_v1_agent_proto_rawDesc), len(file_hwheal_v1_agent_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   8,
+			NumEnums:      1,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_hwheal_v1_agent_proto_goTypes,
 		DependencyIndexes: file_hwheal_v1_agent_proto_depIdxs,
+		EnumInfos:         file_hwheal_v1_agent_proto_enumTypes,
 		MessageInfos:      file_hwheal_v1_agent_proto_msgTypes,
 	}.Build()
 	File_hwheal_v1_agent_proto = out.File

@@ -126,6 +126,73 @@ func (FaultState) EnumDescriptor() ([]byte, []int) {
 	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{1}
 }
 
+// ServiceState says whether a node takes work. Remediation changes it; it
+// is what the limits on nodes out of service count.
+type ServiceState int32
+
+const (
+	// Read as IN_SERVICE.
+	ServiceState_SERVICE_STATE_UNSPECIFIED ServiceState = 0
+	ServiceState_SERVICE_STATE_IN_SERVICE  ServiceState = 1
+	// An offline action is running, or failed half way: out of service
+	// until an operator brings it online (or offline).
+	ServiceState_SERVICE_STATE_DRAINING ServiceState = 2
+	// Drained and out of service until an online action.
+	ServiceState_SERVICE_STATE_OFFLINE ServiceState = 3
+	// A reboot was dispatched and the node has not come back with a new
+	// boot id yet.
+	ServiceState_SERVICE_STATE_REBOOTING ServiceState = 4
+	// The mover is moving the node's work away.
+	ServiceState_SERVICE_STATE_MIGRATING ServiceState = 5
+)
+
+// Enum value maps for ServiceState.
+var (
+	ServiceState_name = map[int32]string{
+		0: "SERVICE_STATE_UNSPECIFIED",
+		1: "SERVICE_STATE_IN_SERVICE",
+		2: "SERVICE_STATE_DRAINING",
+		3: "SERVICE_STATE_OFFLINE",
+		4: "SERVICE_STATE_REBOOTING",
+		5: "SERVICE_STATE_MIGRATING",
+	}
+	ServiceState_value = map[string]int32{
+		"SERVICE_STATE_UNSPECIFIED": 0,
+		"SERVICE_STATE_IN_SERVICE":  1,
+		"SERVICE_STATE_DRAINING":    2,
+		"SERVICE_STATE_OFFLINE":     3,
+		"SERVICE_STATE_REBOOTING":   4,
+		"SERVICE_STATE_MIGRATING":   5,
+	}
+)
+
+func (x ServiceState) Enum() *ServiceState {
+	p := new(ServiceState)
+	*p = x
+	return p
+}
+
+func (x ServiceState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ServiceState) Descriptor() protoreflect.EnumDescriptor {
+	return file_hwheal_v1_fleet_proto_enumTypes[2].Descriptor()
+}
+
+func (ServiceState) Type() protoreflect.EnumType {
+	return &file_hwheal_v1_fleet_proto_enumTypes[2]
+}
+
+func (x ServiceState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ServiceState.Descriptor instead.
+func (ServiceState) EnumDescriptor() ([]byte, []int) {
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{2}
+}
+
 type EventType int32
 
 const (
@@ -143,6 +210,18 @@ const (
 	// A fault that had resolved by itself came back within its clear time
 	// and was reopened (the same id, reopened counted).
 	EventType_EVENT_TYPE_FAULT_REOPENED EventType = 10
+	// An action was created or changed state (the event's action is the
+	// action after the change).
+	EventType_EVENT_TYPE_ACTION_CHANGED EventType = 11
+	// Automatic remediation was paused, by an operator or by the storm
+	// breaker (actor "breaker"), or resumed.
+	EventType_EVENT_TYPE_REMEDIATION_PAUSED  EventType = 12
+	EventType_EVENT_TYPE_REMEDIATION_RESUMED EventType = 13
+	// A node's service state changed (old_service, new_service).
+	EventType_EVENT_TYPE_NODE_SERVICE_CHANGED EventType = 14
+	// Automatic remediation gave a node's fault up to people: its ladder is
+	// exhausted, or the node reached its cap of remediations a week.
+	EventType_EVENT_TYPE_REMEDIATION_ESCALATED EventType = 15
 )
 
 // Enum value maps for EventType.
@@ -159,19 +238,29 @@ var (
 		8:  "EVENT_TYPE_NODE_REBOOTED",
 		9:  "EVENT_TYPE_FAULT_ACKNOWLEDGED",
 		10: "EVENT_TYPE_FAULT_REOPENED",
+		11: "EVENT_TYPE_ACTION_CHANGED",
+		12: "EVENT_TYPE_REMEDIATION_PAUSED",
+		13: "EVENT_TYPE_REMEDIATION_RESUMED",
+		14: "EVENT_TYPE_NODE_SERVICE_CHANGED",
+		15: "EVENT_TYPE_REMEDIATION_ESCALATED",
 	}
 	EventType_value = map[string]int32{
-		"EVENT_TYPE_UNSPECIFIED":         0,
-		"EVENT_TYPE_NODE_REGISTERED":     1,
-		"EVENT_TYPE_NODE_CONNECTED":      2,
-		"EVENT_TYPE_NODE_DISCONNECTED":   3,
-		"EVENT_TYPE_NODE_HEALTH_CHANGED": 4,
-		"EVENT_TYPE_FAULT_OPENED":        5,
-		"EVENT_TYPE_FAULT_UPDATED":       6,
-		"EVENT_TYPE_FAULT_RESOLVED":      7,
-		"EVENT_TYPE_NODE_REBOOTED":       8,
-		"EVENT_TYPE_FAULT_ACKNOWLEDGED":  9,
-		"EVENT_TYPE_FAULT_REOPENED":      10,
+		"EVENT_TYPE_UNSPECIFIED":           0,
+		"EVENT_TYPE_NODE_REGISTERED":       1,
+		"EVENT_TYPE_NODE_CONNECTED":        2,
+		"EVENT_TYPE_NODE_DISCONNECTED":     3,
+		"EVENT_TYPE_NODE_HEALTH_CHANGED":   4,
+		"EVENT_TYPE_FAULT_OPENED":          5,
+		"EVENT_TYPE_FAULT_UPDATED":         6,
+		"EVENT_TYPE_FAULT_RESOLVED":        7,
+		"EVENT_TYPE_NODE_REBOOTED":         8,
+		"EVENT_TYPE_FAULT_ACKNOWLEDGED":    9,
+		"EVENT_TYPE_FAULT_REOPENED":        10,
+		"EVENT_TYPE_ACTION_CHANGED":        11,
+		"EVENT_TYPE_REMEDIATION_PAUSED":    12,
+		"EVENT_TYPE_REMEDIATION_RESUMED":   13,
+		"EVENT_TYPE_NODE_SERVICE_CHANGED":  14,
+		"EVENT_TYPE_REMEDIATION_ESCALATED": 15,
 	}
 )
 
@@ -186,11 +275,11 @@ func (x EventType) String() string {
 }
 
 func (EventType) Descriptor() protoreflect.EnumDescriptor {
-	return file_hwheal_v1_fleet_proto_enumTypes[2].Descriptor()
+	return file_hwheal_v1_fleet_proto_enumTypes[3].Descriptor()
 }
 
 func (EventType) Type() protoreflect.EnumType {
-	return &file_hwheal_v1_fleet_proto_enumTypes[2]
+	return &file_hwheal_v1_fleet_proto_enumTypes[3]
 }
 
 func (x EventType) Number() protoreflect.EnumNumber {
@@ -199,7 +288,7 @@ func (x EventType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EventType.Descriptor instead.
 func (EventType) EnumDescriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{2}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{3}
 }
 
 type ActionType int32
@@ -241,11 +330,11 @@ func (x ActionType) String() string {
 }
 
 func (ActionType) Descriptor() protoreflect.EnumDescriptor {
-	return file_hwheal_v1_fleet_proto_enumTypes[3].Descriptor()
+	return file_hwheal_v1_fleet_proto_enumTypes[4].Descriptor()
 }
 
 func (ActionType) Type() protoreflect.EnumType {
-	return &file_hwheal_v1_fleet_proto_enumTypes[3]
+	return &file_hwheal_v1_fleet_proto_enumTypes[4]
 }
 
 func (x ActionType) Number() protoreflect.EnumNumber {
@@ -254,7 +343,7 @@ func (x ActionType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ActionType.Descriptor instead.
 func (ActionType) EnumDescriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{3}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{4}
 }
 
 type ActionState int32
@@ -272,6 +361,8 @@ const (
 	ActionState_ACTION_STATE_CANCELLED         ActionState = 9
 	ActionState_ACTION_STATE_EXPIRED           ActionState = 10
 	ActionState_ACTION_STATE_DENIED            ActionState = 11
+	// The agent's local guard refused it: nothing ran.
+	ActionState_ACTION_STATE_REFUSED ActionState = 12
 )
 
 // Enum value maps for ActionState.
@@ -289,6 +380,7 @@ var (
 		9:  "ACTION_STATE_CANCELLED",
 		10: "ACTION_STATE_EXPIRED",
 		11: "ACTION_STATE_DENIED",
+		12: "ACTION_STATE_REFUSED",
 	}
 	ActionState_value = map[string]int32{
 		"ACTION_STATE_UNSPECIFIED":       0,
@@ -303,6 +395,7 @@ var (
 		"ACTION_STATE_CANCELLED":         9,
 		"ACTION_STATE_EXPIRED":           10,
 		"ACTION_STATE_DENIED":            11,
+		"ACTION_STATE_REFUSED":           12,
 	}
 )
 
@@ -317,11 +410,11 @@ func (x ActionState) String() string {
 }
 
 func (ActionState) Descriptor() protoreflect.EnumDescriptor {
-	return file_hwheal_v1_fleet_proto_enumTypes[4].Descriptor()
+	return file_hwheal_v1_fleet_proto_enumTypes[5].Descriptor()
 }
 
 func (ActionState) Type() protoreflect.EnumType {
-	return &file_hwheal_v1_fleet_proto_enumTypes[4]
+	return &file_hwheal_v1_fleet_proto_enumTypes[5]
 }
 
 func (x ActionState) Number() protoreflect.EnumNumber {
@@ -330,7 +423,117 @@ func (x ActionState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ActionState.Descriptor instead.
 func (ActionState) EnumDescriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{4}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{5}
+}
+
+// ApprovalMode says who must agree before an action runs.
+type ApprovalMode int32
+
+const (
+	ApprovalMode_APPROVAL_MODE_UNSPECIFIED ApprovalMode = 0
+	// Runs without a person (within limits, windows and cooldowns).
+	ApprovalMode_APPROVAL_MODE_AUTO ApprovalMode = 1
+	// One approver.
+	ApprovalMode_APPROVAL_MODE_REQUIRED ApprovalMode = 2
+	// Two people: approvers who are not the requester, until the requester
+	// and the approvers (or two approvers, when the policy asked) are two
+	// different people.
+	ApprovalMode_APPROVAL_MODE_TWO_PERSON ApprovalMode = 3
+)
+
+// Enum value maps for ApprovalMode.
+var (
+	ApprovalMode_name = map[int32]string{
+		0: "APPROVAL_MODE_UNSPECIFIED",
+		1: "APPROVAL_MODE_AUTO",
+		2: "APPROVAL_MODE_REQUIRED",
+		3: "APPROVAL_MODE_TWO_PERSON",
+	}
+	ApprovalMode_value = map[string]int32{
+		"APPROVAL_MODE_UNSPECIFIED": 0,
+		"APPROVAL_MODE_AUTO":        1,
+		"APPROVAL_MODE_REQUIRED":    2,
+		"APPROVAL_MODE_TWO_PERSON":  3,
+	}
+)
+
+func (x ApprovalMode) Enum() *ApprovalMode {
+	p := new(ApprovalMode)
+	*p = x
+	return p
+}
+
+func (x ApprovalMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ApprovalMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_hwheal_v1_fleet_proto_enumTypes[6].Descriptor()
+}
+
+func (ApprovalMode) Type() protoreflect.EnumType {
+	return &file_hwheal_v1_fleet_proto_enumTypes[6]
+}
+
+func (x ApprovalMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ApprovalMode.Descriptor instead.
+func (ApprovalMode) EnumDescriptor() ([]byte, []int) {
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{6}
+}
+
+// ExpiryOutcome is what becomes of an action nobody answered in time.
+type ExpiryOutcome int32
+
+const (
+	ExpiryOutcome_EXPIRY_OUTCOME_UNSPECIFIED ExpiryOutcome = 0
+	// It expires and does not run.
+	ExpiryOutcome_EXPIRY_OUTCOME_DENY ExpiryOutcome = 1
+	// Planned work: it runs at the deadline (within limits).
+	ExpiryOutcome_EXPIRY_OUTCOME_PROCEED ExpiryOutcome = 2
+)
+
+// Enum value maps for ExpiryOutcome.
+var (
+	ExpiryOutcome_name = map[int32]string{
+		0: "EXPIRY_OUTCOME_UNSPECIFIED",
+		1: "EXPIRY_OUTCOME_DENY",
+		2: "EXPIRY_OUTCOME_PROCEED",
+	}
+	ExpiryOutcome_value = map[string]int32{
+		"EXPIRY_OUTCOME_UNSPECIFIED": 0,
+		"EXPIRY_OUTCOME_DENY":        1,
+		"EXPIRY_OUTCOME_PROCEED":     2,
+	}
+)
+
+func (x ExpiryOutcome) Enum() *ExpiryOutcome {
+	p := new(ExpiryOutcome)
+	*p = x
+	return p
+}
+
+func (x ExpiryOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ExpiryOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_hwheal_v1_fleet_proto_enumTypes[7].Descriptor()
+}
+
+func (ExpiryOutcome) Type() protoreflect.EnumType {
+	return &file_hwheal_v1_fleet_proto_enumTypes[7]
+}
+
+func (x ExpiryOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ExpiryOutcome.Descriptor instead.
+func (ExpiryOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{7}
 }
 
 type Node struct {
@@ -346,6 +549,12 @@ type Node struct {
 	HealthChanged *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=health_changed,json=healthChanged,proto3" json:"health_changed,omitempty"`
 	OpenFaults    uint32                 `protobuf:"varint,10,opt,name=open_faults,json=openFaults,proto3" json:"open_faults,omitempty"`
 	Inventory     *Inventory             `protobuf:"bytes,11,opt,name=inventory,proto3" json:"inventory,omitempty"`
+	// Whether the node is in service, as remediation and operators left it.
+	ServiceState   ServiceState           `protobuf:"varint,12,opt,name=service_state,json=serviceState,proto3,enum=hwheal.v1.ServiceState" json:"service_state,omitempty"`
+	ServiceChanged *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=service_changed,json=serviceChanged,proto3" json:"service_changed,omitempty"`
+	// The agent's remediation guard from its last hello; unset when the
+	// agent runs no actions.
+	Guard         *ActionGuard `protobuf:"bytes,14,opt,name=guard,proto3" json:"guard,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -457,6 +666,102 @@ func (x *Node) GetInventory() *Inventory {
 	return nil
 }
 
+func (x *Node) GetServiceState() ServiceState {
+	if x != nil {
+		return x.ServiceState
+	}
+	return ServiceState_SERVICE_STATE_UNSPECIFIED
+}
+
+func (x *Node) GetServiceChanged() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ServiceChanged
+	}
+	return nil
+}
+
+func (x *Node) GetGuard() *ActionGuard {
+	if x != nil {
+		return x.Guard
+	}
+	return nil
+}
+
+// ActionGuard is the agent's own limit on remediation, announced so that
+// the collector plans within it and operators can see it. The agent
+// enforces it whatever the collector sends.
+type ActionGuard struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The actions this agent runs; it refuses every other.
+	Allowed []ActionType `protobuf:"varint,1,rep,packed,name=allowed,proto3,enum=hwheal.v1.ActionType" json:"allowed,omitempty"`
+	// The agent reports what it would do and runs nothing.
+	DryRun bool `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// The agent refuses a reboot when it already started max_reboots within
+	// reboot_window: a collector gone wrong cannot put it in a reboot loop.
+	MaxReboots    uint32               `protobuf:"varint,3,opt,name=max_reboots,json=maxReboots,proto3" json:"max_reboots,omitempty"`
+	RebootWindow  *durationpb.Duration `protobuf:"bytes,4,opt,name=reboot_window,json=rebootWindow,proto3" json:"reboot_window,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActionGuard) Reset() {
+	*x = ActionGuard{}
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActionGuard) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActionGuard) ProtoMessage() {}
+
+func (x *ActionGuard) ProtoReflect() protoreflect.Message {
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActionGuard.ProtoReflect.Descriptor instead.
+func (*ActionGuard) Descriptor() ([]byte, []int) {
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ActionGuard) GetAllowed() []ActionType {
+	if x != nil {
+		return x.Allowed
+	}
+	return nil
+}
+
+func (x *ActionGuard) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *ActionGuard) GetMaxReboots() uint32 {
+	if x != nil {
+		return x.MaxReboots
+	}
+	return 0
+}
+
+func (x *ActionGuard) GetRebootWindow() *durationpb.Duration {
+	if x != nil {
+		return x.RebootWindow
+	}
+	return nil
+}
+
 // FaultRecord is a fault as the collector tracks it: one row per node,
 // class and part, counting every report of it.
 type FaultRecord struct {
@@ -497,7 +802,7 @@ type FaultRecord struct {
 
 func (x *FaultRecord) Reset() {
 	*x = FaultRecord{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[1]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -509,7 +814,7 @@ func (x *FaultRecord) String() string {
 func (*FaultRecord) ProtoMessage() {}
 
 func (x *FaultRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[1]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -522,7 +827,7 @@ func (x *FaultRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FaultRecord.ProtoReflect.Descriptor instead.
 func (*FaultRecord) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{1}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *FaultRecord) GetId() uint64 {
@@ -663,7 +968,7 @@ type FaultNote struct {
 
 func (x *FaultNote) Reset() {
 	*x = FaultNote{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[2]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -675,7 +980,7 @@ func (x *FaultNote) String() string {
 func (*FaultNote) ProtoMessage() {}
 
 func (x *FaultNote) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[2]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -688,7 +993,7 @@ func (x *FaultNote) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FaultNote.ProtoReflect.Descriptor instead.
 func (*FaultNote) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{2}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *FaultNote) GetActor() string {
@@ -722,7 +1027,7 @@ type LatestObservation struct {
 
 func (x *LatestObservation) Reset() {
 	*x = LatestObservation{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[3]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -734,7 +1039,7 @@ func (x *LatestObservation) String() string {
 func (*LatestObservation) ProtoMessage() {}
 
 func (x *LatestObservation) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[3]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -747,7 +1052,7 @@ func (x *LatestObservation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LatestObservation.ProtoReflect.Descriptor instead.
 func (*LatestObservation) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{3}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *LatestObservation) GetObservation() *Observation {
@@ -768,14 +1073,16 @@ type ListNodesRequest struct {
 	// Only nodes whose labels contain all of these.
 	Labels map[string]string `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Only nodes with an open fault of this class.
-	FaultClass    string `protobuf:"bytes,5,opt,name=fault_class,json=faultClass,proto3" json:"fault_class,omitempty"`
+	FaultClass string `protobuf:"bytes,5,opt,name=fault_class,json=faultClass,proto3" json:"fault_class,omitempty"`
+	// Only nodes in one of these service states.
+	ServiceStates []ServiceState `protobuf:"varint,6,rep,packed,name=service_states,json=serviceStates,proto3,enum=hwheal.v1.ServiceState" json:"service_states,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[4]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -787,7 +1094,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[4]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -800,7 +1107,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{4}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListNodesRequest) GetPageSize() uint32 {
@@ -838,6 +1145,13 @@ func (x *ListNodesRequest) GetFaultClass() string {
 	return ""
 }
 
+func (x *ListNodesRequest) GetServiceStates() []ServiceState {
+	if x != nil {
+		return x.ServiceStates
+	}
+	return nil
+}
+
 type ListNodesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Nodes []*Node                `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
@@ -849,7 +1163,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[5]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -861,7 +1175,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[5]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -874,7 +1188,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{5}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -900,7 +1214,7 @@ type GetNodeRequest struct {
 
 func (x *GetNodeRequest) Reset() {
 	*x = GetNodeRequest{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[6]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -912,7 +1226,7 @@ func (x *GetNodeRequest) String() string {
 func (*GetNodeRequest) ProtoMessage() {}
 
 func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[6]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -925,7 +1239,7 @@ func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeRequest.ProtoReflect.Descriptor instead.
 func (*GetNodeRequest) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{6}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetNodeRequest) GetName() string {
@@ -946,7 +1260,7 @@ type GetNodeResponse struct {
 
 func (x *GetNodeResponse) Reset() {
 	*x = GetNodeResponse{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[7]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -958,7 +1272,7 @@ func (x *GetNodeResponse) String() string {
 func (*GetNodeResponse) ProtoMessage() {}
 
 func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[7]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -971,7 +1285,7 @@ func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeResponse.ProtoReflect.Descriptor instead.
 func (*GetNodeResponse) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{7}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetNodeResponse) GetNode() *Node {
@@ -1014,7 +1328,7 @@ type ListFaultsRequest struct {
 
 func (x *ListFaultsRequest) Reset() {
 	*x = ListFaultsRequest{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[8]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1026,7 +1340,7 @@ func (x *ListFaultsRequest) String() string {
 func (*ListFaultsRequest) ProtoMessage() {}
 
 func (x *ListFaultsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[8]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1039,7 +1353,7 @@ func (x *ListFaultsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFaultsRequest.ProtoReflect.Descriptor instead.
 func (*ListFaultsRequest) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{8}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListFaultsRequest) GetPageSize() uint32 {
@@ -1107,7 +1421,7 @@ type GetFaultRequest struct {
 
 func (x *GetFaultRequest) Reset() {
 	*x = GetFaultRequest{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[9]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1119,7 +1433,7 @@ func (x *GetFaultRequest) String() string {
 func (*GetFaultRequest) ProtoMessage() {}
 
 func (x *GetFaultRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[9]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1132,7 +1446,7 @@ func (x *GetFaultRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFaultRequest.ProtoReflect.Descriptor instead.
 func (*GetFaultRequest) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{9}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetFaultRequest) GetId() uint64 {
@@ -1151,7 +1465,7 @@ type GetFaultResponse struct {
 
 func (x *GetFaultResponse) Reset() {
 	*x = GetFaultResponse{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[10]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1163,7 +1477,7 @@ func (x *GetFaultResponse) String() string {
 func (*GetFaultResponse) ProtoMessage() {}
 
 func (x *GetFaultResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[10]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1176,7 +1490,7 @@ func (x *GetFaultResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFaultResponse.ProtoReflect.Descriptor instead.
 func (*GetFaultResponse) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{10}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetFaultResponse) GetFault() *FaultRecord {
@@ -1197,7 +1511,7 @@ type AcknowledgeFaultRequest struct {
 
 func (x *AcknowledgeFaultRequest) Reset() {
 	*x = AcknowledgeFaultRequest{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[11]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1209,7 +1523,7 @@ func (x *AcknowledgeFaultRequest) String() string {
 func (*AcknowledgeFaultRequest) ProtoMessage() {}
 
 func (x *AcknowledgeFaultRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[11]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1222,7 +1536,7 @@ func (x *AcknowledgeFaultRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcknowledgeFaultRequest.ProtoReflect.Descriptor instead.
 func (*AcknowledgeFaultRequest) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{11}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AcknowledgeFaultRequest) GetId() uint64 {
@@ -1248,7 +1562,7 @@ type AcknowledgeFaultResponse struct {
 
 func (x *AcknowledgeFaultResponse) Reset() {
 	*x = AcknowledgeFaultResponse{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[12]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1260,7 +1574,7 @@ func (x *AcknowledgeFaultResponse) String() string {
 func (*AcknowledgeFaultResponse) ProtoMessage() {}
 
 func (x *AcknowledgeFaultResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[12]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1273,7 +1587,7 @@ func (x *AcknowledgeFaultResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcknowledgeFaultResponse.ProtoReflect.Descriptor instead.
 func (*AcknowledgeFaultResponse) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{12}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AcknowledgeFaultResponse) GetFault() *FaultRecord {
@@ -1294,7 +1608,7 @@ type ResolveFaultRequest struct {
 
 func (x *ResolveFaultRequest) Reset() {
 	*x = ResolveFaultRequest{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[13]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1306,7 +1620,7 @@ func (x *ResolveFaultRequest) String() string {
 func (*ResolveFaultRequest) ProtoMessage() {}
 
 func (x *ResolveFaultRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[13]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1319,7 +1633,7 @@ func (x *ResolveFaultRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveFaultRequest.ProtoReflect.Descriptor instead.
 func (*ResolveFaultRequest) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{13}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ResolveFaultRequest) GetId() uint64 {
@@ -1345,7 +1659,7 @@ type ResolveFaultResponse struct {
 
 func (x *ResolveFaultResponse) Reset() {
 	*x = ResolveFaultResponse{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[14]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1357,7 +1671,7 @@ func (x *ResolveFaultResponse) String() string {
 func (*ResolveFaultResponse) ProtoMessage() {}
 
 func (x *ResolveFaultResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[14]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1370,7 +1684,7 @@ func (x *ResolveFaultResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveFaultResponse.ProtoReflect.Descriptor instead.
 func (*ResolveFaultResponse) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{14}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ResolveFaultResponse) GetFault() *FaultRecord {
@@ -1390,7 +1704,7 @@ type ListFaultsResponse struct {
 
 func (x *ListFaultsResponse) Reset() {
 	*x = ListFaultsResponse{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[15]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1402,7 +1716,7 @@ func (x *ListFaultsResponse) String() string {
 func (*ListFaultsResponse) ProtoMessage() {}
 
 func (x *ListFaultsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[15]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1415,7 +1729,7 @@ func (x *ListFaultsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFaultsResponse.ProtoReflect.Descriptor instead.
 func (*ListFaultsResponse) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{15}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListFaultsResponse) GetFaults() []*FaultRecord {
@@ -1449,14 +1763,19 @@ type Event struct {
 	Actor string `protobuf:"bytes,8,opt,name=actor,proto3" json:"actor,omitempty"`
 	// The operator's reason, or what the collector says about an automatic
 	// change (e.g. "no evidence for 24h0m0s").
-	Reason        string `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
+	// For action events.
+	Action *Action `protobuf:"bytes,10,opt,name=action,proto3" json:"action,omitempty"`
+	// For service state changes.
+	OldService    ServiceState `protobuf:"varint,11,opt,name=old_service,json=oldService,proto3,enum=hwheal.v1.ServiceState" json:"old_service,omitempty"`
+	NewService    ServiceState `protobuf:"varint,12,opt,name=new_service,json=newService,proto3,enum=hwheal.v1.ServiceState" json:"new_service,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[16]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1468,7 +1787,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[16]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1481,7 +1800,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{16}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Event) GetId() uint64 {
@@ -1547,6 +1866,27 @@ func (x *Event) GetReason() string {
 	return ""
 }
 
+func (x *Event) GetAction() *Action {
+	if x != nil {
+		return x.Action
+	}
+	return nil
+}
+
+func (x *Event) GetOldService() ServiceState {
+	if x != nil {
+		return x.OldService
+	}
+	return ServiceState_SERVICE_STATE_UNSPECIFIED
+}
+
+func (x *Event) GetNewService() ServiceState {
+	if x != nil {
+		return x.NewService
+	}
+	return ServiceState_SERVICE_STATE_UNSPECIFIED
+}
+
 type WatchEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// When set, first replay the recorded events with a larger id (0: from
@@ -1564,7 +1904,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[17]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1576,7 +1916,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[17]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1589,7 +1929,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{17}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WatchEventsRequest) GetAfterId() uint64 {
@@ -1636,7 +1976,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[18]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1648,7 +1988,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[18]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1661,7 +2001,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{18}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WatchEventsResponse) GetEvent() *Event {
@@ -1671,25 +2011,254 @@ func (x *WatchEventsResponse) GetEvent() *Event {
 	return nil
 }
 
-type Action struct {
+// ActionNote is a person's (or the collector's) word on an action.
+type ActionNote struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Node          string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
-	Type          ActionType             `protobuf:"varint,3,opt,name=type,proto3,enum=hwheal.v1.ActionType" json:"type,omitempty"`
-	State         ActionState            `protobuf:"varint,4,opt,name=state,proto3,enum=hwheal.v1.ActionState" json:"state,omitempty"`
-	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
-	RequestedBy   string                 `protobuf:"bytes,6,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
-	ApprovedBy    []string               `protobuf:"bytes,7,rep,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
-	Created       *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created,proto3" json:"created,omitempty"`
-	Updated       *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=updated,proto3" json:"updated,omitempty"`
-	FaultIds      []uint64               `protobuf:"varint,10,rep,packed,name=fault_ids,json=faultIds,proto3" json:"fault_ids,omitempty"`
+	Actor         string                 `protobuf:"bytes,1,opt,name=actor,proto3" json:"actor,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActionNote) Reset() {
+	*x = ActionNote{}
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActionNote) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActionNote) ProtoMessage() {}
+
+func (x *ActionNote) ProtoReflect() protoreflect.Message {
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActionNote.ProtoReflect.Descriptor instead.
+func (*ActionNote) Descriptor() ([]byte, []int) {
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ActionNote) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *ActionNote) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *ActionNote) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// ActionStep is one step of a runbook as the agent ran it (or, in a dry
+// run, would have).
+type ActionStep struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Position in the runbook, from 0.
+	Index   uint32   `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Name    string   `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Command []string `protobuf:"bytes,3,rep,name=command,proto3" json:"command,omitempty"`
+	// 1 for the first try.
+	Attempt  uint32                 `protobuf:"varint,4,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Started  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=started,proto3" json:"started,omitempty"`
+	Duration *durationpb.Duration   `protobuf:"bytes,6,opt,name=duration,proto3" json:"duration,omitempty"`
+	// -1 when the command did not exit by itself (killed, timed out, or
+	// could not start).
+	ExitCode int32 `protobuf:"varint,7,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	TimedOut bool  `protobuf:"varint,8,opt,name=timed_out,json=timedOut,proto3" json:"timed_out,omitempty"`
+	// The end of its standard output and error, at most 4 KiB.
+	Output string `protobuf:"bytes,9,opt,name=output,proto3" json:"output,omitempty"`
+	// Not run: what would have run.
+	DryRun bool `protobuf:"varint,10,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// Why it could not run (command not found, ...).
+	Error         string `protobuf:"bytes,11,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActionStep) Reset() {
+	*x = ActionStep{}
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActionStep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActionStep) ProtoMessage() {}
+
+func (x *ActionStep) ProtoReflect() protoreflect.Message {
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActionStep.ProtoReflect.Descriptor instead.
+func (*ActionStep) Descriptor() ([]byte, []int) {
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ActionStep) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *ActionStep) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ActionStep) GetCommand() []string {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *ActionStep) GetAttempt() uint32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *ActionStep) GetStarted() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Started
+	}
+	return nil
+}
+
+func (x *ActionStep) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
+func (x *ActionStep) GetExitCode() int32 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
+func (x *ActionStep) GetTimedOut() bool {
+	if x != nil {
+		return x.TimedOut
+	}
+	return false
+}
+
+func (x *ActionStep) GetOutput() string {
+	if x != nil {
+		return x.Output
+	}
+	return ""
+}
+
+func (x *ActionStep) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *ActionStep) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type Action struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Node   string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	Type   ActionType             `protobuf:"varint,3,opt,name=type,proto3,enum=hwheal.v1.ActionType" json:"type,omitempty"`
+	State  ActionState            `protobuf:"varint,4,opt,name=state,proto3,enum=hwheal.v1.ActionState" json:"state,omitempty"`
+	Reason string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	// An operator, or "policy:<rule>".
+	RequestedBy string                 `protobuf:"bytes,6,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	ApprovedBy  []string               `protobuf:"bytes,7,rep,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
+	Created     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created,proto3" json:"created,omitempty"`
+	Updated     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=updated,proto3" json:"updated,omitempty"`
+	// The faults that led to it: its evidence.
+	FaultIds []uint64 `protobuf:"varint,10,rep,packed,name=fault_ids,json=faultIds,proto3" json:"fault_ids,omitempty"`
+	// The policy rule that proposed it; empty for an operator's request.
+	Rule string `protobuf:"bytes,11,opt,name=rule,proto3" json:"rule,omitempty"`
+	// Its place on the rule's ladder, from 0.
+	LadderStep uint32       `protobuf:"varint,12,opt,name=ladder_step,json=ladderStep,proto3" json:"ladder_step,omitempty"`
+	FaultClass string       `protobuf:"bytes,13,opt,name=fault_class,json=faultClass,proto3" json:"fault_class,omitempty"`
+	Approval   ApprovalMode `protobuf:"varint,14,opt,name=approval,proto3,enum=hwheal.v1.ApprovalMode" json:"approval,omitempty"`
+	// Every approval, in order.
+	Approvals []*ActionNote `protobuf:"bytes,15,rep,name=approvals,proto3" json:"approvals,omitempty"`
+	// Who denied, cancelled or let it expire, and why.
+	Decision *ActionNote `protobuf:"bytes,16,opt,name=decision,proto3" json:"decision,omitempty"`
+	// While awaiting approval: when the policy's expiry outcome applies.
+	ApprovalDeadline *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=approval_deadline,json=approvalDeadline,proto3" json:"approval_deadline,omitempty"`
+	OnExpiry         ExpiryOutcome          `protobuf:"varint,18,opt,name=on_expiry,json=onExpiry,proto3,enum=hwheal.v1.ExpiryOutcome" json:"on_expiry,omitempty"`
+	// Approved for a later time: not dispatched before it.
+	NotBefore  *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=not_before,json=notBefore,proto3" json:"not_before,omitempty"`
+	Dispatched *timestamppb.Timestamp `protobuf:"bytes,20,opt,name=dispatched,proto3" json:"dispatched,omitempty"`
+	Finished   *timestamppb.Timestamp `protobuf:"bytes,21,opt,name=finished,proto3" json:"finished,omitempty"`
+	// From dispatch to a final update, or the action times out.
+	Timeout *durationpb.Duration `protobuf:"bytes,22,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// Nothing is run: the agent reports what would have run.
+	DryRun bool `protobuf:"varint,23,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// The runbook's steps as the agent reported them.
+	Steps []*ActionStep `protobuf:"bytes,24,rep,name=steps,proto3" json:"steps,omitempty"`
+	// The final word: the agent's message, or why it timed out or was
+	// cancelled.
+	Result string `protobuf:"bytes,25,opt,name=result,proto3" json:"result,omitempty"`
+	// The node's boot id and service state when it was planned: before
+	// dispatch the planner checks the node is still there.
+	PlannedBootId  string       `protobuf:"bytes,26,opt,name=planned_boot_id,json=plannedBootId,proto3" json:"planned_boot_id,omitempty"`
+	PlannedService ServiceState `protobuf:"varint,27,opt,name=planned_service,json=plannedService,proto3,enum=hwheal.v1.ServiceState" json:"planned_service,omitempty"`
+	// An approved action not yet dispatched: what it waits for ("limit:
+	// 5 of 5 nodes out of service", "window weeknights", ...).
+	Waiting       string `protobuf:"bytes,28,opt,name=waiting,proto3" json:"waiting,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Action) Reset() {
 	*x = Action{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[19]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1701,7 +2270,7 @@ func (x *Action) String() string {
 func (*Action) ProtoMessage() {}
 
 func (x *Action) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[19]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1714,7 +2283,7 @@ func (x *Action) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Action.ProtoReflect.Descriptor instead.
 func (*Action) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{19}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Action) GetId() string {
@@ -1787,19 +2356,146 @@ func (x *Action) GetFaultIds() []uint64 {
 	return nil
 }
 
+func (x *Action) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *Action) GetLadderStep() uint32 {
+	if x != nil {
+		return x.LadderStep
+	}
+	return 0
+}
+
+func (x *Action) GetFaultClass() string {
+	if x != nil {
+		return x.FaultClass
+	}
+	return ""
+}
+
+func (x *Action) GetApproval() ApprovalMode {
+	if x != nil {
+		return x.Approval
+	}
+	return ApprovalMode_APPROVAL_MODE_UNSPECIFIED
+}
+
+func (x *Action) GetApprovals() []*ActionNote {
+	if x != nil {
+		return x.Approvals
+	}
+	return nil
+}
+
+func (x *Action) GetDecision() *ActionNote {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
+}
+
+func (x *Action) GetApprovalDeadline() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ApprovalDeadline
+	}
+	return nil
+}
+
+func (x *Action) GetOnExpiry() ExpiryOutcome {
+	if x != nil {
+		return x.OnExpiry
+	}
+	return ExpiryOutcome_EXPIRY_OUTCOME_UNSPECIFIED
+}
+
+func (x *Action) GetNotBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NotBefore
+	}
+	return nil
+}
+
+func (x *Action) GetDispatched() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Dispatched
+	}
+	return nil
+}
+
+func (x *Action) GetFinished() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Finished
+	}
+	return nil
+}
+
+func (x *Action) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *Action) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *Action) GetSteps() []*ActionStep {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
+}
+
+func (x *Action) GetResult() string {
+	if x != nil {
+		return x.Result
+	}
+	return ""
+}
+
+func (x *Action) GetPlannedBootId() string {
+	if x != nil {
+		return x.PlannedBootId
+	}
+	return ""
+}
+
+func (x *Action) GetPlannedService() ServiceState {
+	if x != nil {
+		return x.PlannedService
+	}
+	return ServiceState_SERVICE_STATE_UNSPECIFIED
+}
+
+func (x *Action) GetWaiting() string {
+	if x != nil {
+		return x.Waiting
+	}
+	return ""
+}
+
 type ListActionsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	PageSize      uint32                 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	PageToken     string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	Node          string                 `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
 	States        []ActionState          `protobuf:"varint,4,rep,packed,name=states,proto3,enum=hwheal.v1.ActionState" json:"states,omitempty"`
+	Rule          string                 `protobuf:"bytes,5,opt,name=rule,proto3" json:"rule,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListActionsRequest) Reset() {
 	*x = ListActionsRequest{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[20]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1811,7 +2507,7 @@ func (x *ListActionsRequest) String() string {
 func (*ListActionsRequest) ProtoMessage() {}
 
 func (x *ListActionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[20]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1824,7 +2520,7 @@ func (x *ListActionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActionsRequest.ProtoReflect.Descriptor instead.
 func (*ListActionsRequest) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{20}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListActionsRequest) GetPageSize() uint32 {
@@ -1855,6 +2551,13 @@ func (x *ListActionsRequest) GetStates() []ActionState {
 	return nil
 }
 
+func (x *ListActionsRequest) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
 type ListActionsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Actions       []*Action              `protobuf:"bytes,1,rep,name=actions,proto3" json:"actions,omitempty"`
@@ -1865,7 +2568,7 @@ type ListActionsResponse struct {
 
 func (x *ListActionsResponse) Reset() {
 	*x = ListActionsResponse{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[21]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1877,7 +2580,7 @@ func (x *ListActionsResponse) String() string {
 func (*ListActionsResponse) ProtoMessage() {}
 
 func (x *ListActionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[21]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1890,7 +2593,7 @@ func (x *ListActionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActionsResponse.ProtoReflect.Descriptor instead.
 func (*ListActionsResponse) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{21}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListActionsResponse) GetActions() []*Action {
@@ -1916,7 +2619,7 @@ type GetActionRequest struct {
 
 func (x *GetActionRequest) Reset() {
 	*x = GetActionRequest{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[22]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1928,7 +2631,7 @@ func (x *GetActionRequest) String() string {
 func (*GetActionRequest) ProtoMessage() {}
 
 func (x *GetActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[22]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1941,7 +2644,7 @@ func (x *GetActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActionRequest.ProtoReflect.Descriptor instead.
 func (*GetActionRequest) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{22}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetActionRequest) GetId() string {
@@ -1960,7 +2663,7 @@ type GetActionResponse struct {
 
 func (x *GetActionResponse) Reset() {
 	*x = GetActionResponse{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[23]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1972,7 +2675,7 @@ func (x *GetActionResponse) String() string {
 func (*GetActionResponse) ProtoMessage() {}
 
 func (x *GetActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[23]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1985,7 +2688,7 @@ func (x *GetActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActionResponse.ProtoReflect.Descriptor instead.
 func (*GetActionResponse) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{23}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetActionResponse) GetAction() *Action {
@@ -1996,17 +2699,20 @@ func (x *GetActionResponse) GetAction() *Action {
 }
 
 type RequestActionRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
-	Type          ActionType             `protobuf:"varint,2,opt,name=type,proto3,enum=hwheal.v1.ActionType" json:"type,omitempty"`
-	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Node  string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Type  ActionType             `protobuf:"varint,2,opt,name=type,proto3,enum=hwheal.v1.ActionType" json:"type,omitempty"`
+	// Required.
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Run it in dry-run whatever the policy says.
+	DryRun        bool `protobuf:"varint,4,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RequestActionRequest) Reset() {
 	*x = RequestActionRequest{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[24]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2018,7 +2724,7 @@ func (x *RequestActionRequest) String() string {
 func (*RequestActionRequest) ProtoMessage() {}
 
 func (x *RequestActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[24]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2031,7 +2737,7 @@ func (x *RequestActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestActionRequest.ProtoReflect.Descriptor instead.
 func (*RequestActionRequest) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{24}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RequestActionRequest) GetNode() string {
@@ -2055,6 +2761,13 @@ func (x *RequestActionRequest) GetReason() string {
 	return ""
 }
 
+func (x *RequestActionRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
 type RequestActionResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Action        *Action                `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
@@ -2064,7 +2777,7 @@ type RequestActionResponse struct {
 
 func (x *RequestActionResponse) Reset() {
 	*x = RequestActionResponse{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[25]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2076,7 +2789,7 @@ func (x *RequestActionResponse) String() string {
 func (*RequestActionResponse) ProtoMessage() {}
 
 func (x *RequestActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[25]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2089,7 +2802,7 @@ func (x *RequestActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestActionResponse.ProtoReflect.Descriptor instead.
 func (*RequestActionResponse) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{25}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RequestActionResponse) GetAction() *Action {
@@ -2100,16 +2813,19 @@ func (x *RequestActionResponse) GetAction() *Action {
 }
 
 type ApproveActionRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Reason string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Run it at this time rather than now; it must fall before the
+	// action's approval deadline.
+	At            *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ApproveActionRequest) Reset() {
 	*x = ApproveActionRequest{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[26]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2121,7 +2837,7 @@ func (x *ApproveActionRequest) String() string {
 func (*ApproveActionRequest) ProtoMessage() {}
 
 func (x *ApproveActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[26]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2134,7 +2850,7 @@ func (x *ApproveActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveActionRequest.ProtoReflect.Descriptor instead.
 func (*ApproveActionRequest) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{26}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ApproveActionRequest) GetId() string {
@@ -2151,6 +2867,13 @@ func (x *ApproveActionRequest) GetReason() string {
 	return ""
 }
 
+func (x *ApproveActionRequest) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
 type ApproveActionResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Action        *Action                `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
@@ -2160,7 +2883,7 @@ type ApproveActionResponse struct {
 
 func (x *ApproveActionResponse) Reset() {
 	*x = ApproveActionResponse{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[27]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2172,7 +2895,7 @@ func (x *ApproveActionResponse) String() string {
 func (*ApproveActionResponse) ProtoMessage() {}
 
 func (x *ApproveActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[27]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2185,7 +2908,7 @@ func (x *ApproveActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveActionResponse.ProtoReflect.Descriptor instead.
 func (*ApproveActionResponse) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{27}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ApproveActionResponse) GetAction() *Action {
@@ -2205,7 +2928,7 @@ type DenyActionRequest struct {
 
 func (x *DenyActionRequest) Reset() {
 	*x = DenyActionRequest{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[28]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2217,7 +2940,7 @@ func (x *DenyActionRequest) String() string {
 func (*DenyActionRequest) ProtoMessage() {}
 
 func (x *DenyActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[28]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2230,7 +2953,7 @@ func (x *DenyActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DenyActionRequest.ProtoReflect.Descriptor instead.
 func (*DenyActionRequest) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{28}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DenyActionRequest) GetId() string {
@@ -2256,7 +2979,7 @@ type DenyActionResponse struct {
 
 func (x *DenyActionResponse) Reset() {
 	*x = DenyActionResponse{}
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[29]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2268,7 +2991,7 @@ func (x *DenyActionResponse) String() string {
 func (*DenyActionResponse) ProtoMessage() {}
 
 func (x *DenyActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hwheal_v1_fleet_proto_msgTypes[29]
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2281,7 +3004,7 @@ func (x *DenyActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DenyActionResponse.ProtoReflect.Descriptor instead.
 func (*DenyActionResponse) Descriptor() ([]byte, []int) {
-	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{29}
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DenyActionResponse) GetAction() *Action {
@@ -2291,11 +3014,834 @@ func (x *DenyActionResponse) GetAction() *Action {
 	return nil
 }
 
+type CancelActionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelActionRequest) Reset() {
+	*x = CancelActionRequest{}
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelActionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelActionRequest) ProtoMessage() {}
+
+func (x *CancelActionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelActionRequest.ProtoReflect.Descriptor instead.
+func (*CancelActionRequest) Descriptor() ([]byte, []int) {
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *CancelActionRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CancelActionRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type CancelActionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Action        *Action                `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelActionResponse) Reset() {
+	*x = CancelActionResponse{}
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelActionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelActionResponse) ProtoMessage() {}
+
+func (x *CancelActionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelActionResponse.ProtoReflect.Descriptor instead.
+func (*CancelActionResponse) Descriptor() ([]byte, []int) {
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *CancelActionResponse) GetAction() *Action {
+	if x != nil {
+		return x.Action
+	}
+	return nil
+}
+
+type PauseRemediationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseRemediationRequest) Reset() {
+	*x = PauseRemediationRequest{}
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseRemediationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseRemediationRequest) ProtoMessage() {}
+
+func (x *PauseRemediationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseRemediationRequest.ProtoReflect.Descriptor instead.
+func (*PauseRemediationRequest) Descriptor() ([]byte, []int) {
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *PauseRemediationRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type PauseRemediationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *RemediationStatus     `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseRemediationResponse) Reset() {
+	*x = PauseRemediationResponse{}
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseRemediationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseRemediationResponse) ProtoMessage() {}
+
+func (x *PauseRemediationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseRemediationResponse.ProtoReflect.Descriptor instead.
+func (*PauseRemediationResponse) Descriptor() ([]byte, []int) {
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *PauseRemediationResponse) GetStatus() *RemediationStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+type ResumeRemediationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeRemediationRequest) Reset() {
+	*x = ResumeRemediationRequest{}
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeRemediationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeRemediationRequest) ProtoMessage() {}
+
+func (x *ResumeRemediationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeRemediationRequest.ProtoReflect.Descriptor instead.
+func (*ResumeRemediationRequest) Descriptor() ([]byte, []int) {
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ResumeRemediationRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ResumeRemediationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *RemediationStatus     `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeRemediationResponse) Reset() {
+	*x = ResumeRemediationResponse{}
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeRemediationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeRemediationResponse) ProtoMessage() {}
+
+func (x *ResumeRemediationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeRemediationResponse.ProtoReflect.Descriptor instead.
+func (*ResumeRemediationResponse) Descriptor() ([]byte, []int) {
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ResumeRemediationResponse) GetStatus() *RemediationStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+type GetRemediationStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRemediationStatusRequest) Reset() {
+	*x = GetRemediationStatusRequest{}
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRemediationStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRemediationStatusRequest) ProtoMessage() {}
+
+func (x *GetRemediationStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRemediationStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetRemediationStatusRequest) Descriptor() ([]byte, []int) {
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{39}
+}
+
+type GetRemediationStatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *RemediationStatus     `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRemediationStatusResponse) Reset() {
+	*x = GetRemediationStatusResponse{}
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRemediationStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRemediationStatusResponse) ProtoMessage() {}
+
+func (x *GetRemediationStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRemediationStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetRemediationStatusResponse) Descriptor() ([]byte, []int) {
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *GetRemediationStatusResponse) GetStatus() *RemediationStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+// DomainUsage is how many nodes of one failure domain (the nodes sharing
+// one value of a label) are out of service, against its limit.
+type DomainUsage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Label         string                 `protobuf:"bytes,1,opt,name=label,proto3" json:"label,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	Nodes         uint32                 `protobuf:"varint,3,opt,name=nodes,proto3" json:"nodes,omitempty"`
+	OutOfService  uint32                 `protobuf:"varint,4,opt,name=out_of_service,json=outOfService,proto3" json:"out_of_service,omitempty"`
+	Limit         uint32                 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DomainUsage) Reset() {
+	*x = DomainUsage{}
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DomainUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DomainUsage) ProtoMessage() {}
+
+func (x *DomainUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DomainUsage.ProtoReflect.Descriptor instead.
+func (*DomainUsage) Descriptor() ([]byte, []int) {
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *DomainUsage) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
+func (x *DomainUsage) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *DomainUsage) GetNodes() uint32 {
+	if x != nil {
+		return x.Nodes
+	}
+	return 0
+}
+
+func (x *DomainUsage) GetOutOfService() uint32 {
+	if x != nil {
+		return x.OutOfService
+	}
+	return 0
+}
+
+func (x *DomainUsage) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type RemediationStatus struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Paused bool                   `protobuf:"varint,1,opt,name=paused,proto3" json:"paused,omitempty"`
+	// Who paused it (an operator, or "breaker") and why.
+	PausedBy *ActionNote `protobuf:"bytes,2,opt,name=paused_by,json=pausedBy,proto3" json:"paused_by,omitempty"`
+	// The policy in force: its file and the SHA-256 of its text.
+	PolicyFile   string `protobuf:"bytes,3,opt,name=policy_file,json=policyFile,proto3" json:"policy_file,omitempty"`
+	PolicySha256 string `protobuf:"bytes,4,opt,name=policy_sha256,json=policySha256,proto3" json:"policy_sha256,omitempty"`
+	// The whole policy is in dry-run.
+	DryRun bool   `protobuf:"varint,5,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	Nodes  uint32 `protobuf:"varint,6,opt,name=nodes,proto3" json:"nodes,omitempty"`
+	// Nodes not in service or with an action in flight.
+	OutOfService uint32 `protobuf:"varint,7,opt,name=out_of_service,json=outOfService,proto3" json:"out_of_service,omitempty"`
+	// The fleet-wide limit on out_of_service.
+	MaxOutOfService uint32 `protobuf:"varint,8,opt,name=max_out_of_service,json=maxOutOfService,proto3" json:"max_out_of_service,omitempty"`
+	// Connected, healthy and in service, against the policy's floor.
+	Available        uint32 `protobuf:"varint,9,opt,name=available,proto3" json:"available,omitempty"`
+	MinAvailable     uint32 `protobuf:"varint,10,opt,name=min_available,json=minAvailable,proto3" json:"min_available,omitempty"`
+	AwaitingApproval uint32 `protobuf:"varint,11,opt,name=awaiting_approval,json=awaitingApproval,proto3" json:"awaiting_approval,omitempty"`
+	InFlight         uint32 `protobuf:"varint,12,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	// The busiest failure domains first.
+	Domains       []*DomainUsage `protobuf:"bytes,13,rep,name=domains,proto3" json:"domains,omitempty"`
+	ResumedBy     *ActionNote    `protobuf:"bytes,14,opt,name=resumed_by,json=resumedBy,proto3" json:"resumed_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemediationStatus) Reset() {
+	*x = RemediationStatus{}
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemediationStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemediationStatus) ProtoMessage() {}
+
+func (x *RemediationStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemediationStatus.ProtoReflect.Descriptor instead.
+func (*RemediationStatus) Descriptor() ([]byte, []int) {
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *RemediationStatus) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+func (x *RemediationStatus) GetPausedBy() *ActionNote {
+	if x != nil {
+		return x.PausedBy
+	}
+	return nil
+}
+
+func (x *RemediationStatus) GetPolicyFile() string {
+	if x != nil {
+		return x.PolicyFile
+	}
+	return ""
+}
+
+func (x *RemediationStatus) GetPolicySha256() string {
+	if x != nil {
+		return x.PolicySha256
+	}
+	return ""
+}
+
+func (x *RemediationStatus) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *RemediationStatus) GetNodes() uint32 {
+	if x != nil {
+		return x.Nodes
+	}
+	return 0
+}
+
+func (x *RemediationStatus) GetOutOfService() uint32 {
+	if x != nil {
+		return x.OutOfService
+	}
+	return 0
+}
+
+func (x *RemediationStatus) GetMaxOutOfService() uint32 {
+	if x != nil {
+		return x.MaxOutOfService
+	}
+	return 0
+}
+
+func (x *RemediationStatus) GetAvailable() uint32 {
+	if x != nil {
+		return x.Available
+	}
+	return 0
+}
+
+func (x *RemediationStatus) GetMinAvailable() uint32 {
+	if x != nil {
+		return x.MinAvailable
+	}
+	return 0
+}
+
+func (x *RemediationStatus) GetAwaitingApproval() uint32 {
+	if x != nil {
+		return x.AwaitingApproval
+	}
+	return 0
+}
+
+func (x *RemediationStatus) GetInFlight() uint32 {
+	if x != nil {
+		return x.InFlight
+	}
+	return 0
+}
+
+func (x *RemediationStatus) GetDomains() []*DomainUsage {
+	if x != nil {
+		return x.Domains
+	}
+	return nil
+}
+
+func (x *RemediationStatus) GetResumedBy() *ActionNote {
+	if x != nil {
+		return x.ResumedBy
+	}
+	return nil
+}
+
+// AuditRecord is one entry of the append-only audit log.
+type AuditRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Increases by one per record, without gaps.
+	Id   uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Time *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	// An operator, "policy:<rule>", "agent:<node>", "breaker" or
+	// "collector".
+	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	// What happened: "action.created", "action.approved", "action.step",
+	// "remediation.paused", ...
+	Kind     string `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
+	Node     string `protobuf:"bytes,5,opt,name=node,proto3" json:"node,omitempty"`
+	ActionId string `protobuf:"bytes,6,opt,name=action_id,json=actionId,proto3" json:"action_id,omitempty"`
+	// The rest, as a JSON object.
+	Detail string `protobuf:"bytes,7,opt,name=detail,proto3" json:"detail,omitempty"`
+	// SHA-256 of the previous record (32 zero bytes for the first) and of
+	// this one, over the encoding pkg/auditchain defines.
+	PrevHash      []byte `protobuf:"bytes,8,opt,name=prev_hash,json=prevHash,proto3" json:"prev_hash,omitempty"`
+	Hash          []byte `protobuf:"bytes,9,opt,name=hash,proto3" json:"hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditRecord) Reset() {
+	*x = AuditRecord{}
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditRecord) ProtoMessage() {}
+
+func (x *AuditRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditRecord.ProtoReflect.Descriptor instead.
+func (*AuditRecord) Descriptor() ([]byte, []int) {
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *AuditRecord) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *AuditRecord) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *AuditRecord) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetActionId() string {
+	if x != nil {
+		return x.ActionId
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetPrevHash() []byte {
+	if x != nil {
+		return x.PrevHash
+	}
+	return nil
+}
+
+func (x *AuditRecord) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+type ListAuditRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	PageSize  uint32                 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only records of this node (a filtered listing cannot be verified).
+	Node          string `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	ActionId      string `protobuf:"bytes,4,opt,name=action_id,json=actionId,proto3" json:"action_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditRequest) Reset() {
+	*x = ListAuditRequest{}
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditRequest) ProtoMessage() {}
+
+func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
+func (*ListAuditRequest) Descriptor() ([]byte, []int) {
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ListAuditRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListAuditRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListAuditRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *ListAuditRequest) GetActionId() string {
+	if x != nil {
+		return x.ActionId
+	}
+	return ""
+}
+
+type ListAuditResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Records       []*AuditRecord         `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditResponse) Reset() {
+	*x = ListAuditResponse{}
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditResponse) ProtoMessage() {}
+
+func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hwheal_v1_fleet_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
+func (*ListAuditResponse) Descriptor() ([]byte, []int) {
+	return file_hwheal_v1_fleet_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ListAuditResponse) GetRecords() []*AuditRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *ListAuditResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_hwheal_v1_fleet_proto protoreflect.FileDescriptor
 
 const file_hwheal_v1_fleet_proto_rawDesc = "" +
 	"\n" +
-	"\x15hwheal/v1/fleet.proto\x12\thwheal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15hwheal/v1/types.proto\"\xa1\x04\n" +
+	"\x15hwheal/v1/fleet.proto\x12\thwheal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15hwheal/v1/types.proto\"\xd2\x05\n" +
 	"\x04Node\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x123\n" +
 	"\x06labels\x18\x02 \x03(\v2\x1b.hwheal.v1.Node.LabelsEntryR\x06labels\x12-\n" +
@@ -2310,10 +3856,19 @@ const file_hwheal_v1_fleet_proto_rawDesc = "" +
 	"\vopen_faults\x18\n" +
 	" \x01(\rR\n" +
 	"openFaults\x122\n" +
-	"\tinventory\x18\v \x01(\v2\x14.hwheal.v1.InventoryR\tinventory\x1a9\n" +
+	"\tinventory\x18\v \x01(\v2\x14.hwheal.v1.InventoryR\tinventory\x12<\n" +
+	"\rservice_state\x18\f \x01(\x0e2\x17.hwheal.v1.ServiceStateR\fserviceState\x12C\n" +
+	"\x0fservice_changed\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x0eserviceChanged\x12,\n" +
+	"\x05guard\x18\x0e \x01(\v2\x16.hwheal.v1.ActionGuardR\x05guard\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe8\x05\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb8\x01\n" +
+	"\vActionGuard\x12/\n" +
+	"\aallowed\x18\x01 \x03(\x0e2\x15.hwheal.v1.ActionTypeR\aallowed\x12\x17\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\x12\x1f\n" +
+	"\vmax_reboots\x18\x03 \x01(\rR\n" +
+	"maxReboots\x12>\n" +
+	"\rreboot_window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\frebootWindow\"\xe8\x05\n" +
 	"\vFaultRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12\x1f\n" +
@@ -2343,7 +3898,7 @@ const file_hwheal_v1_fleet_proto_rawDesc = "" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"M\n" +
 	"\x11LatestObservation\x128\n" +
-	"\vobservation\x18\x01 \x01(\v2\x16.hwheal.v1.ObservationR\vobservation\"\x9a\x02\n" +
+	"\vobservation\x18\x01 \x01(\v2\x16.hwheal.v1.ObservationR\vobservation\"\xda\x02\n" +
 	"\x10ListNodesRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\rR\bpageSize\x12\x1d\n" +
 	"\n" +
@@ -2351,7 +3906,8 @@ const file_hwheal_v1_fleet_proto_rawDesc = "" +
 	"\x06health\x18\x03 \x03(\x0e2\x15.hwheal.v1.NodeHealthR\x06health\x12?\n" +
 	"\x06labels\x18\x04 \x03(\v2'.hwheal.v1.ListNodesRequest.LabelsEntryR\x06labels\x12\x1f\n" +
 	"\vfault_class\x18\x05 \x01(\tR\n" +
-	"faultClass\x1a9\n" +
+	"faultClass\x12>\n" +
+	"\x0eservice_states\x18\x06 \x03(\x0e2\x17.hwheal.v1.ServiceStateR\rserviceStates\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"b\n" +
@@ -2396,7 +3952,7 @@ const file_hwheal_v1_fleet_proto_rawDesc = "" +
 	"\x05fault\x18\x01 \x01(\v2\x16.hwheal.v1.FaultRecordR\x05fault\"l\n" +
 	"\x12ListFaultsResponse\x12.\n" +
 	"\x06faults\x18\x01 \x03(\v2\x16.hwheal.v1.FaultRecordR\x06faults\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xcd\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xec\x03\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12(\n" +
@@ -2408,7 +3964,13 @@ const file_hwheal_v1_fleet_proto_rawDesc = "" +
 	"\n" +
 	"new_health\x18\a \x01(\x0e2\x15.hwheal.v1.NodeHealthR\tnewHealth\x12\x14\n" +
 	"\x05actor\x18\b \x01(\tR\x05actor\x12\x16\n" +
-	"\x06reason\x18\t \x01(\tR\x06reason\"\xc2\x01\n" +
+	"\x06reason\x18\t \x01(\tR\x06reason\x12)\n" +
+	"\x06action\x18\n" +
+	" \x01(\v2\x11.hwheal.v1.ActionR\x06action\x128\n" +
+	"\vold_service\x18\v \x01(\x0e2\x17.hwheal.v1.ServiceStateR\n" +
+	"oldService\x128\n" +
+	"\vnew_service\x18\f \x01(\x0e2\x17.hwheal.v1.ServiceStateR\n" +
+	"newService\"\xc2\x01\n" +
 	"\x12WatchEventsRequest\x12\x1e\n" +
 	"\bafter_id\x18\x01 \x01(\x04H\x00R\aafterId\x88\x01\x01\x12*\n" +
 	"\x05types\x18\x02 \x03(\x0e2\x14.hwheal.v1.EventTypeR\x05types\x12\x12\n" +
@@ -2418,7 +3980,26 @@ const file_hwheal_v1_fleet_proto_rawDesc = "" +
 	"\vstop_at_end\x18\x05 \x01(\bR\tstopAtEndB\v\n" +
 	"\t_after_id\"=\n" +
 	"\x13WatchEventsResponse\x12&\n" +
-	"\x05event\x18\x01 \x01(\v2\x10.hwheal.v1.EventR\x05event\"\xea\x02\n" +
+	"\x05event\x18\x01 \x01(\v2\x10.hwheal.v1.EventR\x05event\"j\n" +
+	"\n" +
+	"ActionNote\x12\x14\n" +
+	"\x05actor\x18\x01 \x01(\tR\x05actor\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xd8\x02\n" +
+	"\n" +
+	"ActionStep\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
+	"\acommand\x18\x03 \x03(\tR\acommand\x12\x18\n" +
+	"\aattempt\x18\x04 \x01(\rR\aattempt\x124\n" +
+	"\astarted\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\astarted\x125\n" +
+	"\bduration\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\bduration\x12\x1b\n" +
+	"\texit_code\x18\a \x01(\x05R\bexitCode\x12\x1b\n" +
+	"\ttimed_out\x18\b \x01(\bR\btimedOut\x12\x16\n" +
+	"\x06output\x18\t \x01(\tR\x06output\x12\x17\n" +
+	"\adry_run\x18\n" +
+	" \x01(\bR\x06dryRun\x12\x14\n" +
+	"\x05error\x18\v \x01(\tR\x05error\"\xa3\t\n" +
 	"\x06Action\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12)\n" +
@@ -2431,36 +4012,121 @@ const file_hwheal_v1_fleet_proto_rawDesc = "" +
 	"\acreated\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x124\n" +
 	"\aupdated\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\x12\x1b\n" +
 	"\tfault_ids\x18\n" +
-	" \x03(\x04R\bfaultIds\"\x94\x01\n" +
+	" \x03(\x04R\bfaultIds\x12\x12\n" +
+	"\x04rule\x18\v \x01(\tR\x04rule\x12\x1f\n" +
+	"\vladder_step\x18\f \x01(\rR\n" +
+	"ladderStep\x12\x1f\n" +
+	"\vfault_class\x18\r \x01(\tR\n" +
+	"faultClass\x123\n" +
+	"\bapproval\x18\x0e \x01(\x0e2\x17.hwheal.v1.ApprovalModeR\bapproval\x123\n" +
+	"\tapprovals\x18\x0f \x03(\v2\x15.hwheal.v1.ActionNoteR\tapprovals\x121\n" +
+	"\bdecision\x18\x10 \x01(\v2\x15.hwheal.v1.ActionNoteR\bdecision\x12G\n" +
+	"\x11approval_deadline\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\x10approvalDeadline\x125\n" +
+	"\ton_expiry\x18\x12 \x01(\x0e2\x18.hwheal.v1.ExpiryOutcomeR\bonExpiry\x129\n" +
+	"\n" +
+	"not_before\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\tnotBefore\x12:\n" +
+	"\n" +
+	"dispatched\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"dispatched\x126\n" +
+	"\bfinished\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\bfinished\x123\n" +
+	"\atimeout\x18\x16 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x17\n" +
+	"\adry_run\x18\x17 \x01(\bR\x06dryRun\x12+\n" +
+	"\x05steps\x18\x18 \x03(\v2\x15.hwheal.v1.ActionStepR\x05steps\x12\x16\n" +
+	"\x06result\x18\x19 \x01(\tR\x06result\x12&\n" +
+	"\x0fplanned_boot_id\x18\x1a \x01(\tR\rplannedBootId\x12@\n" +
+	"\x0fplanned_service\x18\x1b \x01(\x0e2\x17.hwheal.v1.ServiceStateR\x0eplannedService\x12\x18\n" +
+	"\awaiting\x18\x1c \x01(\tR\awaiting\"\xa8\x01\n" +
 	"\x12ListActionsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\rR\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x12\n" +
 	"\x04node\x18\x03 \x01(\tR\x04node\x12.\n" +
-	"\x06states\x18\x04 \x03(\x0e2\x16.hwheal.v1.ActionStateR\x06states\"j\n" +
+	"\x06states\x18\x04 \x03(\x0e2\x16.hwheal.v1.ActionStateR\x06states\x12\x12\n" +
+	"\x04rule\x18\x05 \x01(\tR\x04rule\"j\n" +
 	"\x13ListActionsResponse\x12+\n" +
 	"\aactions\x18\x01 \x03(\v2\x11.hwheal.v1.ActionR\aactions\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\"\n" +
 	"\x10GetActionRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\">\n" +
 	"\x11GetActionResponse\x12)\n" +
-	"\x06action\x18\x01 \x01(\v2\x11.hwheal.v1.ActionR\x06action\"m\n" +
+	"\x06action\x18\x01 \x01(\v2\x11.hwheal.v1.ActionR\x06action\"\x86\x01\n" +
 	"\x14RequestActionRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12)\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x15.hwheal.v1.ActionTypeR\x04type\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"B\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x17\n" +
+	"\adry_run\x18\x04 \x01(\bR\x06dryRun\"B\n" +
 	"\x15RequestActionResponse\x12)\n" +
-	"\x06action\x18\x01 \x01(\v2\x11.hwheal.v1.ActionR\x06action\">\n" +
+	"\x06action\x18\x01 \x01(\v2\x11.hwheal.v1.ActionR\x06action\"j\n" +
 	"\x14ApproveActionRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"B\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12*\n" +
+	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"B\n" +
 	"\x15ApproveActionResponse\x12)\n" +
 	"\x06action\x18\x01 \x01(\v2\x11.hwheal.v1.ActionR\x06action\";\n" +
 	"\x11DenyActionRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"?\n" +
 	"\x12DenyActionResponse\x12)\n" +
-	"\x06action\x18\x01 \x01(\v2\x11.hwheal.v1.ActionR\x06action*s\n" +
+	"\x06action\x18\x01 \x01(\v2\x11.hwheal.v1.ActionR\x06action\"=\n" +
+	"\x13CancelActionRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"A\n" +
+	"\x14CancelActionResponse\x12)\n" +
+	"\x06action\x18\x01 \x01(\v2\x11.hwheal.v1.ActionR\x06action\"1\n" +
+	"\x17PauseRemediationRequest\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"P\n" +
+	"\x18PauseRemediationResponse\x124\n" +
+	"\x06status\x18\x01 \x01(\v2\x1c.hwheal.v1.RemediationStatusR\x06status\"2\n" +
+	"\x18ResumeRemediationRequest\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"Q\n" +
+	"\x19ResumeRemediationResponse\x124\n" +
+	"\x06status\x18\x01 \x01(\v2\x1c.hwheal.v1.RemediationStatusR\x06status\"\x1d\n" +
+	"\x1bGetRemediationStatusRequest\"T\n" +
+	"\x1cGetRemediationStatusResponse\x124\n" +
+	"\x06status\x18\x01 \x01(\v2\x1c.hwheal.v1.RemediationStatusR\x06status\"\x8b\x01\n" +
+	"\vDomainUsage\x12\x14\n" +
+	"\x05label\x18\x01 \x01(\tR\x05label\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\x12\x14\n" +
+	"\x05nodes\x18\x03 \x01(\rR\x05nodes\x12$\n" +
+	"\x0eout_of_service\x18\x04 \x01(\rR\foutOfService\x12\x14\n" +
+	"\x05limit\x18\x05 \x01(\rR\x05limit\"\x9c\x04\n" +
+	"\x11RemediationStatus\x12\x16\n" +
+	"\x06paused\x18\x01 \x01(\bR\x06paused\x122\n" +
+	"\tpaused_by\x18\x02 \x01(\v2\x15.hwheal.v1.ActionNoteR\bpausedBy\x12\x1f\n" +
+	"\vpolicy_file\x18\x03 \x01(\tR\n" +
+	"policyFile\x12#\n" +
+	"\rpolicy_sha256\x18\x04 \x01(\tR\fpolicySha256\x12\x17\n" +
+	"\adry_run\x18\x05 \x01(\bR\x06dryRun\x12\x14\n" +
+	"\x05nodes\x18\x06 \x01(\rR\x05nodes\x12$\n" +
+	"\x0eout_of_service\x18\a \x01(\rR\foutOfService\x12+\n" +
+	"\x12max_out_of_service\x18\b \x01(\rR\x0fmaxOutOfService\x12\x1c\n" +
+	"\tavailable\x18\t \x01(\rR\tavailable\x12#\n" +
+	"\rmin_available\x18\n" +
+	" \x01(\rR\fminAvailable\x12+\n" +
+	"\x11awaiting_approval\x18\v \x01(\rR\x10awaitingApproval\x12\x1b\n" +
+	"\tin_flight\x18\f \x01(\rR\binFlight\x120\n" +
+	"\adomains\x18\r \x03(\v2\x16.hwheal.v1.DomainUsageR\adomains\x124\n" +
+	"\n" +
+	"resumed_by\x18\x0e \x01(\v2\x15.hwheal.v1.ActionNoteR\tresumedBy\"\xf1\x01\n" +
+	"\vAuditRecord\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x12\n" +
+	"\x04kind\x18\x04 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04node\x18\x05 \x01(\tR\x04node\x12\x1b\n" +
+	"\taction_id\x18\x06 \x01(\tR\bactionId\x12\x16\n" +
+	"\x06detail\x18\a \x01(\tR\x06detail\x12\x1b\n" +
+	"\tprev_hash\x18\b \x01(\fR\bprevHash\x12\x12\n" +
+	"\x04hash\x18\t \x01(\fR\x04hash\"\x7f\n" +
+	"\x10ListAuditRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x12\n" +
+	"\x04node\x18\x03 \x01(\tR\x04node\x12\x1b\n" +
+	"\taction_id\x18\x04 \x01(\tR\bactionId\"m\n" +
+	"\x11ListAuditResponse\x120\n" +
+	"\arecords\x18\x01 \x03(\v2\x16.hwheal.v1.AuditRecordR\arecords\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*s\n" +
 	"\n" +
 	"NodeHealth\x12\x1b\n" +
 	"\x17NODE_HEALTH_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -2471,7 +4137,14 @@ const file_hwheal_v1_fleet_proto_rawDesc = "" +
 	"FaultState\x12\x1b\n" +
 	"\x17FAULT_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10FAULT_STATE_OPEN\x10\x01\x12\x18\n" +
-	"\x14FAULT_STATE_RESOLVED\x10\x02*\xe6\x02\n" +
+	"\x14FAULT_STATE_RESOLVED\x10\x02*\xbc\x01\n" +
+	"\fServiceState\x12\x1d\n" +
+	"\x19SERVICE_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18SERVICE_STATE_IN_SERVICE\x10\x01\x12\x1a\n" +
+	"\x16SERVICE_STATE_DRAINING\x10\x02\x12\x19\n" +
+	"\x15SERVICE_STATE_OFFLINE\x10\x03\x12\x1b\n" +
+	"\x17SERVICE_STATE_REBOOTING\x10\x04\x12\x1b\n" +
+	"\x17SERVICE_STATE_MIGRATING\x10\x05*\x97\x04\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aEVENT_TYPE_NODE_REGISTERED\x10\x01\x12\x1d\n" +
@@ -2484,14 +4157,19 @@ const file_hwheal_v1_fleet_proto_rawDesc = "" +
 	"\x18EVENT_TYPE_NODE_REBOOTED\x10\b\x12!\n" +
 	"\x1dEVENT_TYPE_FAULT_ACKNOWLEDGED\x10\t\x12\x1d\n" +
 	"\x19EVENT_TYPE_FAULT_REOPENED\x10\n" +
-	"*\x8b\x01\n" +
+	"\x12\x1d\n" +
+	"\x19EVENT_TYPE_ACTION_CHANGED\x10\v\x12!\n" +
+	"\x1dEVENT_TYPE_REMEDIATION_PAUSED\x10\f\x12\"\n" +
+	"\x1eEVENT_TYPE_REMEDIATION_RESUMED\x10\r\x12#\n" +
+	"\x1fEVENT_TYPE_NODE_SERVICE_CHANGED\x10\x0e\x12$\n" +
+	" EVENT_TYPE_REMEDIATION_ESCALATED\x10\x0f*\x8b\x01\n" +
 	"\n" +
 	"ActionType\x12\x1b\n" +
 	"\x17ACTION_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12ACTION_TYPE_REBOOT\x10\x01\x12\x17\n" +
 	"\x13ACTION_TYPE_OFFLINE\x10\x02\x12\x17\n" +
 	"\x13ACTION_TYPE_MIGRATE\x10\x03\x12\x16\n" +
-	"\x12ACTION_TYPE_ONLINE\x10\x04*\xdc\x02\n" +
+	"\x12ACTION_TYPE_ONLINE\x10\x04*\xf6\x02\n" +
 	"\vActionState\x12\x1c\n" +
 	"\x18ACTION_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15ACTION_STATE_PROPOSED\x10\x01\x12\"\n" +
@@ -2505,7 +4183,18 @@ const file_hwheal_v1_fleet_proto_rawDesc = "" +
 	"\x16ACTION_STATE_CANCELLED\x10\t\x12\x18\n" +
 	"\x14ACTION_STATE_EXPIRED\x10\n" +
 	"\x12\x17\n" +
-	"\x13ACTION_STATE_DENIED\x10\v2\xaf\a\n" +
+	"\x13ACTION_STATE_DENIED\x10\v\x12\x18\n" +
+	"\x14ACTION_STATE_REFUSED\x10\f*\x7f\n" +
+	"\fApprovalMode\x12\x1d\n" +
+	"\x19APPROVAL_MODE_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12APPROVAL_MODE_AUTO\x10\x01\x12\x1a\n" +
+	"\x16APPROVAL_MODE_REQUIRED\x10\x02\x12\x1c\n" +
+	"\x18APPROVAL_MODE_TWO_PERSON\x10\x03*d\n" +
+	"\rExpiryOutcome\x12\x1e\n" +
+	"\x1aEXPIRY_OUTCOME_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13EXPIRY_OUTCOME_DENY\x10\x01\x12\x1a\n" +
+	"\x16EXPIRY_OUTCOME_PROCEED\x10\x022\xee\n" +
+	"\n" +
 	"\fFleetService\x12F\n" +
 	"\tListNodes\x12\x1b.hwheal.v1.ListNodesRequest\x1a\x1c.hwheal.v1.ListNodesResponse\x12@\n" +
 	"\aGetNode\x12\x19.hwheal.v1.GetNodeRequest\x1a\x1a.hwheal.v1.GetNodeResponse\x12I\n" +
@@ -2520,7 +4209,12 @@ const file_hwheal_v1_fleet_proto_rawDesc = "" +
 	"\rRequestAction\x12\x1f.hwheal.v1.RequestActionRequest\x1a .hwheal.v1.RequestActionResponse\x12R\n" +
 	"\rApproveAction\x12\x1f.hwheal.v1.ApproveActionRequest\x1a .hwheal.v1.ApproveActionResponse\x12I\n" +
 	"\n" +
-	"DenyAction\x12\x1c.hwheal.v1.DenyActionRequest\x1a\x1d.hwheal.v1.DenyActionResponseB3Z1github.com/hwheal/hwheal/proto/hwheal/v1;hwhealv1b\x06proto3"
+	"DenyAction\x12\x1c.hwheal.v1.DenyActionRequest\x1a\x1d.hwheal.v1.DenyActionResponse\x12O\n" +
+	"\fCancelAction\x12\x1e.hwheal.v1.CancelActionRequest\x1a\x1f.hwheal.v1.CancelActionResponse\x12[\n" +
+	"\x10PauseRemediation\x12\".hwheal.v1.PauseRemediationRequest\x1a#.hwheal.v1.PauseRemediationResponse\x12^\n" +
+	"\x11ResumeRemediation\x12#.hwheal.v1.ResumeRemediationRequest\x1a$.hwheal.v1.ResumeRemediationResponse\x12g\n" +
+	"\x14GetRemediationStatus\x12&.hwheal.v1.GetRemediationStatusRequest\x1a'.hwheal.v1.GetRemediationStatusResponse\x12F\n" +
+	"\tListAudit\x12\x1b.hwheal.v1.ListAuditRequest\x1a\x1c.hwheal.v1.ListAuditResponseB3Z1github.com/hwheal/hwheal/proto/hwheal/v1;hwhealv1b\x06proto3"
 
 var (
 	file_hwheal_v1_fleet_proto_rawDescOnce sync.Once
@@ -2534,136 +4228,198 @@ func file_hwheal_v1_fleet_proto_rawDescGZIP() []byte {
 	return file_hwheal_v1_fleet_proto_rawDescData
 }
 
-var file_hwheal_v1_fleet_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_hwheal_v1_fleet_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_hwheal_v1_fleet_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_hwheal_v1_fleet_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_hwheal_v1_fleet_proto_goTypes = []any{
-	(NodeHealth)(0),                  // 0: hwheal.v1.NodeHealth
-	(FaultState)(0),                  // 1: hwheal.v1.FaultState
-	(EventType)(0),                   // 2: hwheal.v1.EventType
-	(ActionType)(0),                  // 3: hwheal.v1.ActionType
-	(ActionState)(0),                 // 4: hwheal.v1.ActionState
-	(*Node)(nil),                     // 5: hwheal.v1.Node
-	(*FaultRecord)(nil),              // 6: hwheal.v1.FaultRecord
-	(*FaultNote)(nil),                // 7: hwheal.v1.FaultNote
-	(*LatestObservation)(nil),        // 8: hwheal.v1.LatestObservation
-	(*ListNodesRequest)(nil),         // 9: hwheal.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),        // 10: hwheal.v1.ListNodesResponse
-	(*GetNodeRequest)(nil),           // 11: hwheal.v1.GetNodeRequest
-	(*GetNodeResponse)(nil),          // 12: hwheal.v1.GetNodeResponse
-	(*ListFaultsRequest)(nil),        // 13: hwheal.v1.ListFaultsRequest
-	(*GetFaultRequest)(nil),          // 14: hwheal.v1.GetFaultRequest
-	(*GetFaultResponse)(nil),         // 15: hwheal.v1.GetFaultResponse
-	(*AcknowledgeFaultRequest)(nil),  // 16: hwheal.v1.AcknowledgeFaultRequest
-	(*AcknowledgeFaultResponse)(nil), // 17: hwheal.v1.AcknowledgeFaultResponse
-	(*ResolveFaultRequest)(nil),      // 18: hwheal.v1.ResolveFaultRequest
-	(*ResolveFaultResponse)(nil),     // 19: hwheal.v1.ResolveFaultResponse
-	(*ListFaultsResponse)(nil),       // 20: hwheal.v1.ListFaultsResponse
-	(*Event)(nil),                    // 21: hwheal.v1.Event
-	(*WatchEventsRequest)(nil),       // 22: hwheal.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),      // 23: hwheal.v1.WatchEventsResponse
-	(*Action)(nil),                   // 24: hwheal.v1.Action
-	(*ListActionsRequest)(nil),       // 25: hwheal.v1.ListActionsRequest
-	(*ListActionsResponse)(nil),      // 26: hwheal.v1.ListActionsResponse
-	(*GetActionRequest)(nil),         // 27: hwheal.v1.GetActionRequest
-	(*GetActionResponse)(nil),        // 28: hwheal.v1.GetActionResponse
-	(*RequestActionRequest)(nil),     // 29: hwheal.v1.RequestActionRequest
-	(*RequestActionResponse)(nil),    // 30: hwheal.v1.RequestActionResponse
-	(*ApproveActionRequest)(nil),     // 31: hwheal.v1.ApproveActionRequest
-	(*ApproveActionResponse)(nil),    // 32: hwheal.v1.ApproveActionResponse
-	(*DenyActionRequest)(nil),        // 33: hwheal.v1.DenyActionRequest
-	(*DenyActionResponse)(nil),       // 34: hwheal.v1.DenyActionResponse
-	nil,                              // 35: hwheal.v1.Node.LabelsEntry
-	nil,                              // 36: hwheal.v1.ListNodesRequest.LabelsEntry
-	nil,                              // 37: hwheal.v1.ListFaultsRequest.LabelsEntry
-	(*timestamppb.Timestamp)(nil),    // 38: google.protobuf.Timestamp
-	(*Inventory)(nil),                // 39: hwheal.v1.Inventory
-	(Severity)(0),                    // 40: hwheal.v1.Severity
-	(*Part)(nil),                     // 41: hwheal.v1.Part
-	(*Evidence)(nil),                 // 42: hwheal.v1.Evidence
-	(RuleMode)(0),                    // 43: hwheal.v1.RuleMode
-	(*durationpb.Duration)(nil),      // 44: google.protobuf.Duration
-	(*Observation)(nil),              // 45: hwheal.v1.Observation
+	(NodeHealth)(0),                      // 0: hwheal.v1.NodeHealth
+	(FaultState)(0),                      // 1: hwheal.v1.FaultState
+	(ServiceState)(0),                    // 2: hwheal.v1.ServiceState
+	(EventType)(0),                       // 3: hwheal.v1.EventType
+	(ActionType)(0),                      // 4: hwheal.v1.ActionType
+	(ActionState)(0),                     // 5: hwheal.v1.ActionState
+	(ApprovalMode)(0),                    // 6: hwheal.v1.ApprovalMode
+	(ExpiryOutcome)(0),                   // 7: hwheal.v1.ExpiryOutcome
+	(*Node)(nil),                         // 8: hwheal.v1.Node
+	(*ActionGuard)(nil),                  // 9: hwheal.v1.ActionGuard
+	(*FaultRecord)(nil),                  // 10: hwheal.v1.FaultRecord
+	(*FaultNote)(nil),                    // 11: hwheal.v1.FaultNote
+	(*LatestObservation)(nil),            // 12: hwheal.v1.LatestObservation
+	(*ListNodesRequest)(nil),             // 13: hwheal.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),            // 14: hwheal.v1.ListNodesResponse
+	(*GetNodeRequest)(nil),               // 15: hwheal.v1.GetNodeRequest
+	(*GetNodeResponse)(nil),              // 16: hwheal.v1.GetNodeResponse
+	(*ListFaultsRequest)(nil),            // 17: hwheal.v1.ListFaultsRequest
+	(*GetFaultRequest)(nil),              // 18: hwheal.v1.GetFaultRequest
+	(*GetFaultResponse)(nil),             // 19: hwheal.v1.GetFaultResponse
+	(*AcknowledgeFaultRequest)(nil),      // 20: hwheal.v1.AcknowledgeFaultRequest
+	(*AcknowledgeFaultResponse)(nil),     // 21: hwheal.v1.AcknowledgeFaultResponse
+	(*ResolveFaultRequest)(nil),          // 22: hwheal.v1.ResolveFaultRequest
+	(*ResolveFaultResponse)(nil),         // 23: hwheal.v1.ResolveFaultResponse
+	(*ListFaultsResponse)(nil),           // 24: hwheal.v1.ListFaultsResponse
+	(*Event)(nil),                        // 25: hwheal.v1.Event
+	(*WatchEventsRequest)(nil),           // 26: hwheal.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),          // 27: hwheal.v1.WatchEventsResponse
+	(*ActionNote)(nil),                   // 28: hwheal.v1.ActionNote
+	(*ActionStep)(nil),                   // 29: hwheal.v1.ActionStep
+	(*Action)(nil),                       // 30: hwheal.v1.Action
+	(*ListActionsRequest)(nil),           // 31: hwheal.v1.ListActionsRequest
+	(*ListActionsResponse)(nil),          // 32: hwheal.v1.ListActionsResponse
+	(*GetActionRequest)(nil),             // 33: hwheal.v1.GetActionRequest
+	(*GetActionResponse)(nil),            // 34: hwheal.v1.GetActionResponse
+	(*RequestActionRequest)(nil),         // 35: hwheal.v1.RequestActionRequest
+	(*RequestActionResponse)(nil),        // 36: hwheal.v1.RequestActionResponse
+	(*ApproveActionRequest)(nil),         // 37: hwheal.v1.ApproveActionRequest
+	(*ApproveActionResponse)(nil),        // 38: hwheal.v1.ApproveActionResponse
+	(*DenyActionRequest)(nil),            // 39: hwheal.v1.DenyActionRequest
+	(*DenyActionResponse)(nil),           // 40: hwheal.v1.DenyActionResponse
+	(*CancelActionRequest)(nil),          // 41: hwheal.v1.CancelActionRequest
+	(*CancelActionResponse)(nil),         // 42: hwheal.v1.CancelActionResponse
+	(*PauseRemediationRequest)(nil),      // 43: hwheal.v1.PauseRemediationRequest
+	(*PauseRemediationResponse)(nil),     // 44: hwheal.v1.PauseRemediationResponse
+	(*ResumeRemediationRequest)(nil),     // 45: hwheal.v1.ResumeRemediationRequest
+	(*ResumeRemediationResponse)(nil),    // 46: hwheal.v1.ResumeRemediationResponse
+	(*GetRemediationStatusRequest)(nil),  // 47: hwheal.v1.GetRemediationStatusRequest
+	(*GetRemediationStatusResponse)(nil), // 48: hwheal.v1.GetRemediationStatusResponse
+	(*DomainUsage)(nil),                  // 49: hwheal.v1.DomainUsage
+	(*RemediationStatus)(nil),            // 50: hwheal.v1.RemediationStatus
+	(*AuditRecord)(nil),                  // 51: hwheal.v1.AuditRecord
+	(*ListAuditRequest)(nil),             // 52: hwheal.v1.ListAuditRequest
+	(*ListAuditResponse)(nil),            // 53: hwheal.v1.ListAuditResponse
+	nil,                                  // 54: hwheal.v1.Node.LabelsEntry
+	nil,                                  // 55: hwheal.v1.ListNodesRequest.LabelsEntry
+	nil,                                  // 56: hwheal.v1.ListFaultsRequest.LabelsEntry
+	(*timestamppb.Timestamp)(nil),        // 57: google.protobuf.Timestamp
+	(*Inventory)(nil),                    // 58: hwheal.v1.Inventory
+	(*durationpb.Duration)(nil),          // 59: google.protobuf.Duration
+	(Severity)(0),                        // 60: hwheal.v1.Severity
+	(*Part)(nil),                         // 61: hwheal.v1.Part
+	(*Evidence)(nil),                     // 62: hwheal.v1.Evidence
+	(RuleMode)(0),                        // 63: hwheal.v1.RuleMode
+	(*Observation)(nil),                  // 64: hwheal.v1.Observation
 }
 var file_hwheal_v1_fleet_proto_depIdxs = []int32{
-	35, // 0: hwheal.v1.Node.labels:type_name -> hwheal.v1.Node.LabelsEntry
-	0,  // 1: hwheal.v1.Node.health:type_name -> hwheal.v1.NodeHealth
-	38, // 2: hwheal.v1.Node.first_seen:type_name -> google.protobuf.Timestamp
-	38, // 3: hwheal.v1.Node.last_seen:type_name -> google.protobuf.Timestamp
-	38, // 4: hwheal.v1.Node.health_changed:type_name -> google.protobuf.Timestamp
-	39, // 5: hwheal.v1.Node.inventory:type_name -> hwheal.v1.Inventory
-	40, // 6: hwheal.v1.FaultRecord.severity:type_name -> hwheal.v1.Severity
-	41, // 7: hwheal.v1.FaultRecord.part:type_name -> hwheal.v1.Part
-	1,  // 8: hwheal.v1.FaultRecord.state:type_name -> hwheal.v1.FaultState
-	38, // 9: hwheal.v1.FaultRecord.first_seen:type_name -> google.protobuf.Timestamp
-	38, // 10: hwheal.v1.FaultRecord.last_seen:type_name -> google.protobuf.Timestamp
-	42, // 11: hwheal.v1.FaultRecord.evidence:type_name -> hwheal.v1.Evidence
-	38, // 12: hwheal.v1.FaultRecord.resolved:type_name -> google.protobuf.Timestamp
-	43, // 13: hwheal.v1.FaultRecord.mode:type_name -> hwheal.v1.RuleMode
-	44, // 14: hwheal.v1.FaultRecord.clear_after:type_name -> google.protobuf.Duration
-	7,  // 15: hwheal.v1.FaultRecord.acknowledged:type_name -> hwheal.v1.FaultNote
-	7,  // 16: hwheal.v1.FaultRecord.resolved_by:type_name -> hwheal.v1.FaultNote
-	38, // 17: hwheal.v1.FaultNote.time:type_name -> google.protobuf.Timestamp
-	45, // 18: hwheal.v1.LatestObservation.observation:type_name -> hwheal.v1.Observation
-	0,  // 19: hwheal.v1.ListNodesRequest.health:type_name -> hwheal.v1.NodeHealth
-	36, // 20: hwheal.v1.ListNodesRequest.labels:type_name -> hwheal.v1.ListNodesRequest.LabelsEntry
-	5,  // 21: hwheal.v1.ListNodesResponse.nodes:type_name -> hwheal.v1.Node
-	5,  // 22: hwheal.v1.GetNodeResponse.node:type_name -> hwheal.v1.Node
-	6,  // 23: hwheal.v1.GetNodeResponse.open_faults:type_name -> hwheal.v1.FaultRecord
-	45, // 24: hwheal.v1.GetNodeResponse.latest_observations:type_name -> hwheal.v1.Observation
-	1,  // 25: hwheal.v1.ListFaultsRequest.state:type_name -> hwheal.v1.FaultState
-	40, // 26: hwheal.v1.ListFaultsRequest.min_severity:type_name -> hwheal.v1.Severity
-	37, // 27: hwheal.v1.ListFaultsRequest.labels:type_name -> hwheal.v1.ListFaultsRequest.LabelsEntry
-	6,  // 28: hwheal.v1.GetFaultResponse.fault:type_name -> hwheal.v1.FaultRecord
-	6,  // 29: hwheal.v1.AcknowledgeFaultResponse.fault:type_name -> hwheal.v1.FaultRecord
-	6,  // 30: hwheal.v1.ResolveFaultResponse.fault:type_name -> hwheal.v1.FaultRecord
-	6,  // 31: hwheal.v1.ListFaultsResponse.faults:type_name -> hwheal.v1.FaultRecord
-	38, // 32: hwheal.v1.Event.time:type_name -> google.protobuf.Timestamp
-	2,  // 33: hwheal.v1.Event.type:type_name -> hwheal.v1.EventType
-	6,  // 34: hwheal.v1.Event.fault:type_name -> hwheal.v1.FaultRecord
-	0,  // 35: hwheal.v1.Event.old_health:type_name -> hwheal.v1.NodeHealth
-	0,  // 36: hwheal.v1.Event.new_health:type_name -> hwheal.v1.NodeHealth
-	2,  // 37: hwheal.v1.WatchEventsRequest.types:type_name -> hwheal.v1.EventType
-	21, // 38: hwheal.v1.WatchEventsResponse.event:type_name -> hwheal.v1.Event
-	3,  // 39: hwheal.v1.Action.type:type_name -> hwheal.v1.ActionType
-	4,  // 40: hwheal.v1.Action.state:type_name -> hwheal.v1.ActionState
-	38, // 41: hwheal.v1.Action.created:type_name -> google.protobuf.Timestamp
-	38, // 42: hwheal.v1.Action.updated:type_name -> google.protobuf.Timestamp
-	4,  // 43: hwheal.v1.ListActionsRequest.states:type_name -> hwheal.v1.ActionState
-	24, // 44: hwheal.v1.ListActionsResponse.actions:type_name -> hwheal.v1.Action
-	24, // 45: hwheal.v1.GetActionResponse.action:type_name -> hwheal.v1.Action
-	3,  // 46: hwheal.v1.RequestActionRequest.type:type_name -> hwheal.v1.ActionType
-	24, // 47: hwheal.v1.RequestActionResponse.action:type_name -> hwheal.v1.Action
-	24, // 48: hwheal.v1.ApproveActionResponse.action:type_name -> hwheal.v1.Action
-	24, // 49: hwheal.v1.DenyActionResponse.action:type_name -> hwheal.v1.Action
-	9,  // 50: hwheal.v1.FleetService.ListNodes:input_type -> hwheal.v1.ListNodesRequest
-	11, // 51: hwheal.v1.FleetService.GetNode:input_type -> hwheal.v1.GetNodeRequest
-	13, // 52: hwheal.v1.FleetService.ListFaults:input_type -> hwheal.v1.ListFaultsRequest
-	14, // 53: hwheal.v1.FleetService.GetFault:input_type -> hwheal.v1.GetFaultRequest
-	16, // 54: hwheal.v1.FleetService.AcknowledgeFault:input_type -> hwheal.v1.AcknowledgeFaultRequest
-	18, // 55: hwheal.v1.FleetService.ResolveFault:input_type -> hwheal.v1.ResolveFaultRequest
-	22, // 56: hwheal.v1.FleetService.WatchEvents:input_type -> hwheal.v1.WatchEventsRequest
-	25, // 57: hwheal.v1.FleetService.ListActions:input_type -> hwheal.v1.ListActionsRequest
-	27, // 58: hwheal.v1.FleetService.GetAction:input_type -> hwheal.v1.GetActionRequest
-	29, // 59: hwheal.v1.FleetService.RequestAction:input_type -> hwheal.v1.RequestActionRequest
-	31, // 60: hwheal.v1.FleetService.ApproveAction:input_type -> hwheal.v1.ApproveActionRequest
-	33, // 61: hwheal.v1.FleetService.DenyAction:input_type -> hwheal.v1.DenyActionRequest
-	10, // 62: hwheal.v1.FleetService.ListNodes:output_type -> hwheal.v1.ListNodesResponse
-	12, // 63: hwheal.v1.FleetService.GetNode:output_type -> hwheal.v1.GetNodeResponse
-	20, // 64: hwheal.v1.FleetService.ListFaults:output_type -> hwheal.v1.ListFaultsResponse
-	15, // 65: hwheal.v1.FleetService.GetFault:output_type -> hwheal.v1.GetFaultResponse
-	17, // 66: hwheal.v1.FleetService.AcknowledgeFault:output_type -> hwheal.v1.AcknowledgeFaultResponse
-	19, // 67: hwheal.v1.FleetService.ResolveFault:output_type -> hwheal.v1.ResolveFaultResponse
-	23, // 68: hwheal.v1.FleetService.WatchEvents:output_type -> hwheal.v1.WatchEventsResponse
-	26, // 69: hwheal.v1.FleetService.ListActions:output_type -> hwheal.v1.ListActionsResponse
-	28, // 70: hwheal.v1.FleetService.GetAction:output_type -> hwheal.v1.GetActionResponse
-	30, // 71: hwheal.v1.FleetService.RequestAction:output_type -> hwheal.v1.RequestActionResponse
-	32, // 72: hwheal.v1.FleetService.ApproveAction:output_type -> hwheal.v1.ApproveActionResponse
-	34, // 73: hwheal.v1.FleetService.DenyAction:output_type -> hwheal.v1.DenyActionResponse
-	62, // [62:74] is the sub-list for method output_type
-	50, // [50:62] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	54,  // 0: hwheal.v1.Node.labels:type_name -> hwheal.v1.Node.LabelsEntry
+	0,   // 1: hwheal.v1.Node.health:type_name -> hwheal.v1.NodeHealth
+	57,  // 2: hwheal.v1.Node.first_seen:type_name -> google.protobuf.Timestamp
+	57,  // 3: hwheal.v1.Node.last_seen:type_name -> google.protobuf.Timestamp
+	57,  // 4: hwheal.v1.Node.health_changed:type_name -> google.protobuf.Timestamp
+	58,  // 5: hwheal.v1.Node.inventory:type_name -> hwheal.v1.Inventory
+	2,   // 6: hwheal.v1.Node.service_state:type_name -> hwheal.v1.ServiceState
+	57,  // 7: hwheal.v1.Node.service_changed:type_name -> google.protobuf.Timestamp
+	9,   // 8: hwheal.v1.Node.guard:type_name -> hwheal.v1.ActionGuard
+	4,   // 9: hwheal.v1.ActionGuard.allowed:type_name -> hwheal.v1.ActionType
+	59,  // 10: hwheal.v1.ActionGuard.reboot_window:type_name -> google.protobuf.Duration
+	60,  // 11: hwheal.v1.FaultRecord.severity:type_name -> hwheal.v1.Severity
+	61,  // 12: hwheal.v1.FaultRecord.part:type_name -> hwheal.v1.Part
+	1,   // 13: hwheal.v1.FaultRecord.state:type_name -> hwheal.v1.FaultState
+	57,  // 14: hwheal.v1.FaultRecord.first_seen:type_name -> google.protobuf.Timestamp
+	57,  // 15: hwheal.v1.FaultRecord.last_seen:type_name -> google.protobuf.Timestamp
+	62,  // 16: hwheal.v1.FaultRecord.evidence:type_name -> hwheal.v1.Evidence
+	57,  // 17: hwheal.v1.FaultRecord.resolved:type_name -> google.protobuf.Timestamp
+	63,  // 18: hwheal.v1.FaultRecord.mode:type_name -> hwheal.v1.RuleMode
+	59,  // 19: hwheal.v1.FaultRecord.clear_after:type_name -> google.protobuf.Duration
+	11,  // 20: hwheal.v1.FaultRecord.acknowledged:type_name -> hwheal.v1.FaultNote
+	11,  // 21: hwheal.v1.FaultRecord.resolved_by:type_name -> hwheal.v1.FaultNote
+	57,  // 22: hwheal.v1.FaultNote.time:type_name -> google.protobuf.Timestamp
+	64,  // 23: hwheal.v1.LatestObservation.observation:type_name -> hwheal.v1.Observation
+	0,   // 24: hwheal.v1.ListNodesRequest.health:type_name -> hwheal.v1.NodeHealth
+	55,  // 25: hwheal.v1.ListNodesRequest.labels:type_name -> hwheal.v1.ListNodesRequest.LabelsEntry
+	2,   // 26: hwheal.v1.ListNodesRequest.service_states:type_name -> hwheal.v1.ServiceState
+	8,   // 27: hwheal.v1.ListNodesResponse.nodes:type_name -> hwheal.v1.Node
+	8,   // 28: hwheal.v1.GetNodeResponse.node:type_name -> hwheal.v1.Node
+	10,  // 29: hwheal.v1.GetNodeResponse.open_faults:type_name -> hwheal.v1.FaultRecord
+	64,  // 30: hwheal.v1.GetNodeResponse.latest_observations:type_name -> hwheal.v1.Observation
+	1,   // 31: hwheal.v1.ListFaultsRequest.state:type_name -> hwheal.v1.FaultState
+	60,  // 32: hwheal.v1.ListFaultsRequest.min_severity:type_name -> hwheal.v1.Severity
+	56,  // 33: hwheal.v1.ListFaultsRequest.labels:type_name -> hwheal.v1.ListFaultsRequest.LabelsEntry
+	10,  // 34: hwheal.v1.GetFaultResponse.fault:type_name -> hwheal.v1.FaultRecord
+	10,  // 35: hwheal.v1.AcknowledgeFaultResponse.fault:type_name -> hwheal.v1.FaultRecord
+	10,  // 36: hwheal.v1.ResolveFaultResponse.fault:type_name -> hwheal.v1.FaultRecord
+	10,  // 37: hwheal.v1.ListFaultsResponse.faults:type_name -> hwheal.v1.FaultRecord
+	57,  // 38: hwheal.v1.Event.time:type_name -> google.protobuf.Timestamp
+	3,   // 39: hwheal.v1.Event.type:type_name -> hwheal.v1.EventType
+	10,  // 40: hwheal.v1.Event.fault:type_name -> hwheal.v1.FaultRecord
+	0,   // 41: hwheal.v1.Event.old_health:type_name -> hwheal.v1.NodeHealth
+	0,   // 42: hwheal.v1.Event.new_health:type_name -> hwheal.v1.NodeHealth
+	30,  // 43: hwheal.v1.Event.action:type_name -> hwheal.v1.Action
+	2,   // 44: hwheal.v1.Event.old_service:type_name -> hwheal.v1.ServiceState
+	2,   // 45: hwheal.v1.Event.new_service:type_name -> hwheal.v1.ServiceState
+	3,   // 46: hwheal.v1.WatchEventsRequest.types:type_name -> hwheal.v1.EventType
+	25,  // 47: hwheal.v1.WatchEventsResponse.event:type_name -> hwheal.v1.Event
+	57,  // 48: hwheal.v1.ActionNote.time:type_name -> google.protobuf.Timestamp
+	57,  // 49: hwheal.v1.ActionStep.started:type_name -> google.protobuf.Timestamp
+	59,  // 50: hwheal.v1.ActionStep.duration:type_name -> google.protobuf.Duration
+	4,   // 51: hwheal.v1.Action.type:type_name -> hwheal.v1.ActionType
+	5,   // 52: hwheal.v1.Action.state:type_name -> hwheal.v1.ActionState
+	57,  // 53: hwheal.v1.Action.created:type_name -> google.protobuf.Timestamp
+	57,  // 54: hwheal.v1.Action.updated:type_name -> google.protobuf.Timestamp
+	6,   // 55: hwheal.v1.Action.approval:type_name -> hwheal.v1.ApprovalMode
+	28,  // 56: hwheal.v1.Action.approvals:type_name -> hwheal.v1.ActionNote
+	28,  // 57: hwheal.v1.Action.decision:type_name -> hwheal.v1.ActionNote
+	57,  // 58: hwheal.v1.Action.approval_deadline:type_name -> google.protobuf.Timestamp
+	7,   // 59: hwheal.v1.Action.on_expiry:type_name -> hwheal.v1.ExpiryOutcome
+	57,  // 60: hwheal.v1.Action.not_before:type_name -> google.protobuf.Timestamp
+	57,  // 61: hwheal.v1.Action.dispatched:type_name -> google.protobuf.Timestamp
+	57,  // 62: hwheal.v1.Action.finished:type_name -> google.protobuf.Timestamp
+	59,  // 63: hwheal.v1.Action.timeout:type_name -> google.protobuf.Duration
+	29,  // 64: hwheal.v1.Action.steps:type_name -> hwheal.v1.ActionStep
+	2,   // 65: hwheal.v1.Action.planned_service:type_name -> hwheal.v1.ServiceState
+	5,   // 66: hwheal.v1.ListActionsRequest.states:type_name -> hwheal.v1.ActionState
+	30,  // 67: hwheal.v1.ListActionsResponse.actions:type_name -> hwheal.v1.Action
+	30,  // 68: hwheal.v1.GetActionResponse.action:type_name -> hwheal.v1.Action
+	4,   // 69: hwheal.v1.RequestActionRequest.type:type_name -> hwheal.v1.ActionType
+	30,  // 70: hwheal.v1.RequestActionResponse.action:type_name -> hwheal.v1.Action
+	57,  // 71: hwheal.v1.ApproveActionRequest.at:type_name -> google.protobuf.Timestamp
+	30,  // 72: hwheal.v1.ApproveActionResponse.action:type_name -> hwheal.v1.Action
+	30,  // 73: hwheal.v1.DenyActionResponse.action:type_name -> hwheal.v1.Action
+	30,  // 74: hwheal.v1.CancelActionResponse.action:type_name -> hwheal.v1.Action
+	50,  // 75: hwheal.v1.PauseRemediationResponse.status:type_name -> hwheal.v1.RemediationStatus
+	50,  // 76: hwheal.v1.ResumeRemediationResponse.status:type_name -> hwheal.v1.RemediationStatus
+	50,  // 77: hwheal.v1.GetRemediationStatusResponse.status:type_name -> hwheal.v1.RemediationStatus
+	28,  // 78: hwheal.v1.RemediationStatus.paused_by:type_name -> hwheal.v1.ActionNote
+	49,  // 79: hwheal.v1.RemediationStatus.domains:type_name -> hwheal.v1.DomainUsage
+	28,  // 80: hwheal.v1.RemediationStatus.resumed_by:type_name -> hwheal.v1.ActionNote
+	57,  // 81: hwheal.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
+	51,  // 82: hwheal.v1.ListAuditResponse.records:type_name -> hwheal.v1.AuditRecord
+	13,  // 83: hwheal.v1.FleetService.ListNodes:input_type -> hwheal.v1.ListNodesRequest
+	15,  // 84: hwheal.v1.FleetService.GetNode:input_type -> hwheal.v1.GetNodeRequest
+	17,  // 85: hwheal.v1.FleetService.ListFaults:input_type -> hwheal.v1.ListFaultsRequest
+	18,  // 86: hwheal.v1.FleetService.GetFault:input_type -> hwheal.v1.GetFaultRequest
+	20,  // 87: hwheal.v1.FleetService.AcknowledgeFault:input_type -> hwheal.v1.AcknowledgeFaultRequest
+	22,  // 88: hwheal.v1.FleetService.ResolveFault:input_type -> hwheal.v1.ResolveFaultRequest
+	26,  // 89: hwheal.v1.FleetService.WatchEvents:input_type -> hwheal.v1.WatchEventsRequest
+	31,  // 90: hwheal.v1.FleetService.ListActions:input_type -> hwheal.v1.ListActionsRequest
+	33,  // 91: hwheal.v1.FleetService.GetAction:input_type -> hwheal.v1.GetActionRequest
+	35,  // 92: hwheal.v1.FleetService.RequestAction:input_type -> hwheal.v1.RequestActionRequest
+	37,  // 93: hwheal.v1.FleetService.ApproveAction:input_type -> hwheal.v1.ApproveActionRequest
+	39,  // 94: hwheal.v1.FleetService.DenyAction:input_type -> hwheal.v1.DenyActionRequest
+	41,  // 95: hwheal.v1.FleetService.CancelAction:input_type -> hwheal.v1.CancelActionRequest
+	43,  // 96: hwheal.v1.FleetService.PauseRemediation:input_type -> hwheal.v1.PauseRemediationRequest
+	45,  // 97: hwheal.v1.FleetService.ResumeRemediation:input_type -> hwheal.v1.ResumeRemediationRequest
+	47,  // 98: hwheal.v1.FleetService.GetRemediationStatus:input_type -> hwheal.v1.GetRemediationStatusRequest
+	52,  // 99: hwheal.v1.FleetService.ListAudit:input_type -> hwheal.v1.ListAuditRequest
+	14,  // 100: hwheal.v1.FleetService.ListNodes:output_type -> hwheal.v1.ListNodesResponse
+	16,  // 101: hwheal.v1.FleetService.GetNode:output_type -> hwheal.v1.GetNodeResponse
+	24,  // 102: hwheal.v1.FleetService.ListFaults:output_type -> hwheal.v1.ListFaultsResponse
+	19,  // 103: hwheal.v1.FleetService.GetFault:output_type -> hwheal.v1.GetFaultResponse
+	21,  // 104: hwheal.v1.FleetService.AcknowledgeFault:output_type -> hwheal.v1.AcknowledgeFaultResponse
+	23,  // 105: hwheal.v1.FleetService.ResolveFault:output_type -> hwheal.v1.ResolveFaultResponse
+	27,  // 106: hwheal.v1.FleetService.WatchEvents:output_type -> hwheal.v1.WatchEventsResponse
+	32,  // 107: hwheal.v1.FleetService.ListActions:output_type -> hwheal.v1.ListActionsResponse
+	34,  // 108: hwheal.v1.FleetService.GetAction:output_type -> hwheal.v1.GetActionResponse
+	36,  // 109: hwheal.v1.FleetService.RequestAction:output_type -> hwheal.v1.RequestActionResponse
+	38,  // 110: hwheal.v1.FleetService.ApproveAction:output_type -> hwheal.v1.ApproveActionResponse
+	40,  // 111: hwheal.v1.FleetService.DenyAction:output_type -> hwheal.v1.DenyActionResponse
+	42,  // 112: hwheal.v1.FleetService.CancelAction:output_type -> hwheal.v1.CancelActionResponse
+	44,  // 113: hwheal.v1.FleetService.PauseRemediation:output_type -> hwheal.v1.PauseRemediationResponse
+	46,  // 114: hwheal.v1.FleetService.ResumeRemediation:output_type -> hwheal.v1.ResumeRemediationResponse
+	48,  // 115: hwheal.v1.FleetService.GetRemediationStatus:output_type -> hwheal.v1.GetRemediationStatusResponse
+	53,  // 116: hwheal.v1.FleetService.ListAudit:output_type -> hwheal.v1.ListAuditResponse
+	100, // [100:117] is the sub-list for method output_type
+	83,  // [83:100] is the sub-list for method input_type
+	83,  // [83:83] is the sub-list for extension type_name
+	83,  // [83:83] is the sub-list for extension extendee
+	0,   // [0:83] is the sub-list for field type_name
 }
 
 func init() { file_hwheal_v1_fleet_proto_init() }
@@ -2672,14 +4428,14 @@ func file_hwheal_v1_fleet_proto_init() {
 		return
 	}
 	file_hwheal_v1_types_proto_init()
-	file_hwheal_v1_fleet_proto_msgTypes[17].OneofWrappers = []any{}
+	file_hwheal_v1_fleet_proto_msgTypes[18].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hwheal_v1_fleet_proto_rawDesc), len(file_hwheal_v1_fleet_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   33,
+			NumEnums:      8,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,18 +19,23 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	FleetService_ListNodes_FullMethodName        = "/hwheal.v1.FleetService/ListNodes"
-	FleetService_GetNode_FullMethodName          = "/hwheal.v1.FleetService/GetNode"
-	FleetService_ListFaults_FullMethodName       = "/hwheal.v1.FleetService/ListFaults"
-	FleetService_GetFault_FullMethodName         = "/hwheal.v1.FleetService/GetFault"
-	FleetService_AcknowledgeFault_FullMethodName = "/hwheal.v1.FleetService/AcknowledgeFault"
-	FleetService_ResolveFault_FullMethodName     = "/hwheal.v1.FleetService/ResolveFault"
-	FleetService_WatchEvents_FullMethodName      = "/hwheal.v1.FleetService/WatchEvents"
-	FleetService_ListActions_FullMethodName      = "/hwheal.v1.FleetService/ListActions"
-	FleetService_GetAction_FullMethodName        = "/hwheal.v1.FleetService/GetAction"
-	FleetService_RequestAction_FullMethodName    = "/hwheal.v1.FleetService/RequestAction"
-	FleetService_ApproveAction_FullMethodName    = "/hwheal.v1.FleetService/ApproveAction"
-	FleetService_DenyAction_FullMethodName       = "/hwheal.v1.FleetService/DenyAction"
+	FleetService_ListNodes_FullMethodName            = "/hwheal.v1.FleetService/ListNodes"
+	FleetService_GetNode_FullMethodName              = "/hwheal.v1.FleetService/GetNode"
+	FleetService_ListFaults_FullMethodName           = "/hwheal.v1.FleetService/ListFaults"
+	FleetService_GetFault_FullMethodName             = "/hwheal.v1.FleetService/GetFault"
+	FleetService_AcknowledgeFault_FullMethodName     = "/hwheal.v1.FleetService/AcknowledgeFault"
+	FleetService_ResolveFault_FullMethodName         = "/hwheal.v1.FleetService/ResolveFault"
+	FleetService_WatchEvents_FullMethodName          = "/hwheal.v1.FleetService/WatchEvents"
+	FleetService_ListActions_FullMethodName          = "/hwheal.v1.FleetService/ListActions"
+	FleetService_GetAction_FullMethodName            = "/hwheal.v1.FleetService/GetAction"
+	FleetService_RequestAction_FullMethodName        = "/hwheal.v1.FleetService/RequestAction"
+	FleetService_ApproveAction_FullMethodName        = "/hwheal.v1.FleetService/ApproveAction"
+	FleetService_DenyAction_FullMethodName           = "/hwheal.v1.FleetService/DenyAction"
+	FleetService_CancelAction_FullMethodName         = "/hwheal.v1.FleetService/CancelAction"
+	FleetService_PauseRemediation_FullMethodName     = "/hwheal.v1.FleetService/PauseRemediation"
+	FleetService_ResumeRemediation_FullMethodName    = "/hwheal.v1.FleetService/ResumeRemediation"
+	FleetService_GetRemediationStatus_FullMethodName = "/hwheal.v1.FleetService/GetRemediationStatus"
+	FleetService_ListAudit_FullMethodName            = "/hwheal.v1.FleetService/ListAudit"
 )
 
 // FleetServiceClient is the client API for FleetService service.
@@ -53,13 +58,29 @@ type FleetServiceClient interface {
 	// WatchEvents streams fleet events as they happen, optionally starting
 	// with the ones recorded after a given event id.
 	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
-	// Remediation. Until the remediation planner is enabled these answer
-	// UNIMPLEMENTED.
+	// Remediation: actions on nodes under the collector's policy.
 	ListActions(ctx context.Context, in *ListActionsRequest, opts ...grpc.CallOption) (*ListActionsResponse, error)
 	GetAction(ctx context.Context, in *GetActionRequest, opts ...grpc.CallOption) (*GetActionResponse, error)
+	// RequestAction asks for an action on a node (operator role). The
+	// policy's manual rules say whether it needs approval.
 	RequestAction(ctx context.Context, in *RequestActionRequest, opts ...grpc.CallOption) (*RequestActionResponse, error)
+	// ApproveAction approves an action awaiting approval (approver role),
+	// now or for a time inside its approval window.
 	ApproveAction(ctx context.Context, in *ApproveActionRequest, opts ...grpc.CallOption) (*ApproveActionResponse, error)
 	DenyAction(ctx context.Context, in *DenyActionRequest, opts ...grpc.CallOption) (*DenyActionResponse, error)
+	// CancelAction cancels an action that has not been dispatched
+	// (operator role).
+	CancelAction(ctx context.Context, in *CancelActionRequest, opts ...grpc.CallOption) (*CancelActionResponse, error)
+	// PauseRemediation stops every automatic action until
+	// ResumeRemediation (admin role); the storm breaker pauses by itself.
+	PauseRemediation(ctx context.Context, in *PauseRemediationRequest, opts ...grpc.CallOption) (*PauseRemediationResponse, error)
+	ResumeRemediation(ctx context.Context, in *ResumeRemediationRequest, opts ...grpc.CallOption) (*ResumeRemediationResponse, error)
+	// GetRemediationStatus says whether remediation is paused, the policy
+	// in force and how many nodes are out of service against the limits.
+	GetRemediationStatus(ctx context.Context, in *GetRemediationStatusRequest, opts ...grpc.CallOption) (*GetRemediationStatusResponse, error)
+	// ListAudit pages the append-only audit log in id order; each record
+	// carries the hash of the one before, so a client can verify the chain.
+	ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error)
 }
 
 type fleetServiceClient struct {
@@ -199,6 +220,56 @@ func (c *fleetServiceClient) DenyAction(ctx context.Context, in *DenyActionReque
 	return out, nil
 }
 
+func (c *fleetServiceClient) CancelAction(ctx context.Context, in *CancelActionRequest, opts ...grpc.CallOption) (*CancelActionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelActionResponse)
+	err := c.cc.Invoke(ctx, FleetService_CancelAction_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *fleetServiceClient) PauseRemediation(ctx context.Context, in *PauseRemediationRequest, opts ...grpc.CallOption) (*PauseRemediationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PauseRemediationResponse)
+	err := c.cc.Invoke(ctx, FleetService_PauseRemediation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *fleetServiceClient) ResumeRemediation(ctx context.Context, in *ResumeRemediationRequest, opts ...grpc.CallOption) (*ResumeRemediationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResumeRemediationResponse)
+	err := c.cc.Invoke(ctx, FleetService_ResumeRemediation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *fleetServiceClient) GetRemediationStatus(ctx context.Context, in *GetRemediationStatusRequest, opts ...grpc.CallOption) (*GetRemediationStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetRemediationStatusResponse)
+	err := c.cc.Invoke(ctx, FleetService_GetRemediationStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *fleetServiceClient) ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAuditResponse)
+	err := c.cc.Invoke(ctx, FleetService_ListAudit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FleetServiceServer is the server API for FleetService service.
 // All implementations must embed UnimplementedFleetServiceServer
 // for forward compatibility.
@@ -219,13 +290,29 @@ type FleetServiceServer interface {
 	// WatchEvents streams fleet events as they happen, optionally starting
 	// with the ones recorded after a given event id.
 	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
-	// Remediation. Until the remediation planner is enabled these answer
-	// UNIMPLEMENTED.
+	// Remediation: actions on nodes under the collector's policy.
 	ListActions(context.Context, *ListActionsRequest) (*ListActionsResponse, error)
 	GetAction(context.Context, *GetActionRequest) (*GetActionResponse, error)
+	// RequestAction asks for an action on a node (operator role). The
+	// policy's manual rules say whether it needs approval.
 	RequestAction(context.Context, *RequestActionRequest) (*RequestActionResponse, error)
+	// ApproveAction approves an action awaiting approval (approver role),
+	// now or for a time inside its approval window.
 	ApproveAction(context.Context, *ApproveActionRequest) (*ApproveActionResponse, error)
 	DenyAction(context.Context, *DenyActionRequest) (*DenyActionResponse, error)
+	// CancelAction cancels an action that has not been dispatched
+	// (operator role).
+	CancelAction(context.Context, *CancelActionRequest) (*CancelActionResponse, error)
+	// PauseRemediation stops every automatic action until
+	// ResumeRemediation (admin role); the storm breaker pauses by itself.
+	PauseRemediation(context.Context, *PauseRemediationRequest) (*PauseRemediationResponse, error)
+	ResumeRemediation(context.Context, *ResumeRemediationRequest) (*ResumeRemediationResponse, error)
+	// GetRemediationStatus says whether remediation is paused, the policy
+	// in force and how many nodes are out of service against the limits.
+	GetRemediationStatus(context.Context, *GetRemediationStatusRequest) (*GetRemediationStatusResponse, error)
+	// ListAudit pages the append-only audit log in id order; each record
+	// carries the hash of the one before, so a client can verify the chain.
+	ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error)
 	mustEmbedUnimplementedFleetServiceServer()
 }
 
@@ -271,6 +358,21 @@ func (UnimplementedFleetServiceServer) ApproveAction(context.Context, *ApproveAc
 }
 func (UnimplementedFleetServiceServer) DenyAction(context.Context, *DenyActionRequest) (*DenyActionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DenyAction not implemented")
+}
+func (UnimplementedFleetServiceServer) CancelAction(context.Context, *CancelActionRequest) (*CancelActionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelAction not implemented")
+}
+func (UnimplementedFleetServiceServer) PauseRemediation(context.Context, *PauseRemediationRequest) (*PauseRemediationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PauseRemediation not implemented")
+}
+func (UnimplementedFleetServiceServer) ResumeRemediation(context.Context, *ResumeRemediationRequest) (*ResumeRemediationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResumeRemediation not implemented")
+}
+func (UnimplementedFleetServiceServer) GetRemediationStatus(context.Context, *GetRemediationStatusRequest) (*GetRemediationStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetRemediationStatus not implemented")
+}
+func (UnimplementedFleetServiceServer) ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAudit not implemented")
 }
 func (UnimplementedFleetServiceServer) mustEmbedUnimplementedFleetServiceServer() {}
 func (UnimplementedFleetServiceServer) testEmbeddedByValue()                      {}
@@ -502,6 +604,96 @@ func _FleetService_DenyAction_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FleetService_CancelAction_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelActionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FleetServiceServer).CancelAction(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FleetService_CancelAction_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FleetServiceServer).CancelAction(ctx, req.(*CancelActionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FleetService_PauseRemediation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PauseRemediationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FleetServiceServer).PauseRemediation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FleetService_PauseRemediation_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FleetServiceServer).PauseRemediation(ctx, req.(*PauseRemediationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FleetService_ResumeRemediation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResumeRemediationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FleetServiceServer).ResumeRemediation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FleetService_ResumeRemediation_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FleetServiceServer).ResumeRemediation(ctx, req.(*ResumeRemediationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FleetService_GetRemediationStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRemediationStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FleetServiceServer).GetRemediationStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FleetService_GetRemediationStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FleetServiceServer).GetRemediationStatus(ctx, req.(*GetRemediationStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FleetService_ListAudit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAuditRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FleetServiceServer).ListAudit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FleetService_ListAudit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FleetServiceServer).ListAudit(ctx, req.(*ListAuditRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FleetService_ServiceDesc is the grpc.ServiceDesc for FleetService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -552,6 +744,26 @@ var FleetService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DenyAction",
 			Handler:    _FleetService_DenyAction_Handler,
+		},
+		{
+			MethodName: "CancelAction",
+			Handler:    _FleetService_CancelAction_Handler,
+		},
+		{
+			MethodName: "PauseRemediation",
+			Handler:    _FleetService_PauseRemediation_Handler,
+		},
+		{
+			MethodName: "ResumeRemediation",
+			Handler:    _FleetService_ResumeRemediation_Handler,
+		},
+		{
+			MethodName: "GetRemediationStatus",
+			Handler:    _FleetService_GetRemediationStatus_Handler,
+		},
+		{
+			MethodName: "ListAudit",
+			Handler:    _FleetService_ListAudit_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
