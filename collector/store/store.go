@@ -3,7 +3,9 @@
 // table and each fault's lifecycle (open, updated, resolved by quiet time
 // or by an operator, reopened when it flaps), the latest observation per
 // part, the event log, named cursors into it and each agent stream's
-// acknowledged sequence number. Backends live below it (sqlite; postgres
+// acknowledged sequence number; and for remediation (see Remediation) each
+// node's service state, the actions and their steps, the remediation
+// switch and the audit log. Backends live below it (sqlite; postgres
 // later) and all of them pass the conformance suite in storetest.
 package store
 
@@ -39,7 +41,10 @@ type Hello struct {
 	BootID       string
 	StreamID     string
 	Inventory    *hwhealv1.Inventory
-	Time         time.Time
+	// Guard is the agent's remediation guard; nil when it runs no
+	// actions. Stored with the node, replacing the previous one.
+	Guard *hwhealv1.ActionGuard
+	Time  time.Time
 }
 
 // HelloResult tells the ingest layer where the agent's stream stands.
@@ -84,7 +89,23 @@ type Batch struct {
 	// fault for a node outside any agent stream): no stream is touched and
 	// the node's last_seen stays, since the node itself said nothing.
 	StreamID string
-	// Reports in increasing sequence order. Reports whose sequence number
+	// Reports in increasing sequence order. An ActionUpdate report moves
+	// its action as Remediation.ChangeAction would (remediation/action:
+	// ForOutcome, CanMove, ServiceAt, with the action's planned_service as
+	// the state before), appends its steps, records ACTION_CHANGED and one
+	// audit record per step and per state change by "agent:<node>"; a
+	// RUNNING update of a RUNNING action appends steps only (and records
+	// nothing when it brings none). On a final state the update's message
+	// is the action's result and finished is set. A dry-run update marks
+	// the action dry-run: nothing ran, so the node's service state stays.
+	// Steps are bounded (MaxActionSteps, MaxStepOutput) and named by
+	// (index, attempt): one already stored is not added again. An update
+	// of an action already final is recorded (audit "action.late_update")
+	// without changing it; one of an action unknown or of another node is
+	// dropped with an audit record "action.unknown_update"; one whose
+	// outcome the action's state cannot move to (or an outcome this
+	// binary does not know) is dropped with "action.invalid_update".
+	// None of these three records an event. Reports whose sequence number
 	// is not above the stream's acknowledged one are duplicates: the store
 	// drops them. So is a fault report whose kernel log record (boot id and
 	// kmsg sequence) the newest fault of the same node, class and part
@@ -119,12 +140,15 @@ type BatchResult struct {
 	Duplicates int
 	// Events recorded by the batch, with their ids: FAULT_OPENED,
 	// FAULT_REOPENED or FAULT_UPDATED (one per fault per batch),
-	// NODE_HEALTH_CHANGED.
+	// NODE_HEALTH_CHANGED, then ACTION_CHANGED (its action carrying only
+	// the steps the update added) and NODE_SERVICE_CHANGED per action
+	// update, in report order.
 	Events []*hwhealv1.Event
 }
 
-// Note is an operator's word on a fault: who, why and when (zero: the
-// store's clock). Actor and Reason are required.
+// Note is an operator's word on a fault, or on the remediation switch
+// (SetPaused): who, why and when (zero: the store's clock). Actor and
+// Reason are required on a fault; SetPaused requires only Actor.
 type Note struct {
 	Actor, Reason string
 	Time          time.Time
@@ -145,6 +169,9 @@ type NodeFilter struct {
 	Health     []hwhealv1.NodeHealth
 	Labels     map[string]string
 	FaultClass string // nodes with an open fault of this class
+	// Nodes in one of these service states (UNSPECIFIED matches
+	// IN_SERVICE).
+	ServiceStates []hwhealv1.ServiceState
 }
 
 // FaultFilter selects faults. The zero value selects open faults.
@@ -165,6 +192,8 @@ type Page struct {
 
 // Store is the collector's storage. Every method is safe for concurrent use.
 type Store interface {
+	Remediation
+
 	// Hello records an agent's connection and returns where its stream
 	// stands. The node's quiet time starts again: its faults cannot
 	// resolve for lack of evidence before their clear time has passed

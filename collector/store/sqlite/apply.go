@@ -195,6 +195,7 @@ func (s *Store) applyBatch(ctx context.Context, st *txStmts, b *store.Batch) (st
 		faultList []*pendingFault
 		obs       map[obsKey]*hwhealv1.Observation
 		obsList   []obsKey
+		updates   []*hwhealv1.ActionUpdate
 	)
 	// take merges one fault report, derived from readings of source when
 	// that is not empty; dup says it was a kernel record counted already.
@@ -252,6 +253,10 @@ func (s *Store) applyBatch(ctx context.Context, st *txStmts, b *store.Batch) (st
 				obsList = append(obsList, key)
 			}
 			obs[key] = o // a later sequence number is the newer reading
+		case r.GetActionUpdate() != nil:
+			// Applied in sequence order after the faults: each moves its
+			// action by itself, with its own records.
+			updates = append(updates, r.GetActionUpdate())
 		}
 	}
 	for _, d := range b.Derived {
@@ -317,6 +322,17 @@ func (s *Store) applyBatch(ctx context.Context, st *txStmts, b *store.Batch) (st
 		}
 	}
 
+	for _, u := range updates {
+		evs, err := applyUpdate(ctx, st, b.Node, u, received)
+		if err != nil {
+			return res, fmt.Errorf("update of action %q: %w", u.GetActionId(), err)
+		}
+		res.Events = append(res.Events, evs...)
+	}
+
+	// The acknowledgement is written in the transaction of what it
+	// acknowledges: an update replayed after it is a duplicate by its
+	// sequence number, never applied twice.
 	if fromNode && (acked > uint64(stored.Int64) || !stored.Valid) {
 		if _, err := st.s(sStreamAck).ExecContext(ctx, b.Node, b.StreamID, int64(acked)); err != nil {
 			return res, fmt.Errorf("update stream: %w", err)

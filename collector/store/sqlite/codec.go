@@ -133,9 +133,11 @@ func parseLabels(s string) (map[string]string, error) {
 // version byte and a kind byte, so a token of one listing given to another
 // is refused rather than misread.
 const (
-	tokenVersion    = 1
-	tokenKindNodes  = 'n'
-	tokenKindFaults = 'f'
+	tokenVersion     = 1
+	tokenKindNodes   = 'n'
+	tokenKindFaults  = 'f'
+	tokenKindActions = 'a'
+	tokenKindAudit   = 'u'
 )
 
 func nodeToken(lastName string) string {
@@ -154,13 +156,18 @@ func parseNodeToken(tok string) (string, error) {
 	return string(b), nil
 }
 
-func faultToken(lastID int64) string {
-	b := binary.AppendUvarint([]byte{tokenVersion, tokenKindFaults}, uint64(lastID))
+func faultToken(lastID int64) string { return idToken(tokenKindFaults, lastID) }
+
+func parseFaultToken(tok string) (int64, error) { return parseIDToken(tok, tokenKindFaults) }
+
+// idToken is the token of a listing in id order (faults, audit records).
+func idToken(kind byte, lastID int64) string {
+	b := binary.AppendUvarint([]byte{tokenVersion, kind}, uint64(lastID))
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func parseFaultToken(tok string) (int64, error) {
-	b, err := decodeToken(tok, tokenKindFaults)
+func parseIDToken(tok string, kind byte) (int64, error) {
+	b, err := decodeToken(tok, kind)
 	if err != nil {
 		return 0, err
 	}
@@ -169,6 +176,31 @@ func parseFaultToken(tok string) (int64, error) {
 		return 0, store.ErrBadPageToken
 	}
 	return int64(id), nil
+}
+
+// actionKey is the position of an action in listings: newest first by
+// created, then by id.
+type actionKey struct {
+	created int64
+	id      string
+}
+
+func actionToken(k actionKey) string {
+	b := binary.AppendVarint([]byte{tokenVersion, tokenKindActions}, k.created)
+	b = append(b, k.id...)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func parseActionToken(tok string) (actionKey, error) {
+	b, err := decodeToken(tok, tokenKindActions)
+	if err != nil {
+		return actionKey{}, err
+	}
+	created, n := binary.Varint(b)
+	if n <= 0 || n == len(b) || !utf8.Valid(b[n:]) {
+		return actionKey{}, store.ErrBadPageToken
+	}
+	return actionKey{created: created, id: string(b[n:])}, nil
 }
 
 func decodeToken(tok string, kind byte) ([]byte, error) {

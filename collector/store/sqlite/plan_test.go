@@ -19,6 +19,9 @@ func TestNodeQueryPlans(t *testing.T) {
 	const (
 		healthy = hwhealv1.NodeHealth_NODE_HEALTH_HEALTHY
 		faulty  = hwhealv1.NodeHealth_NODE_HEALTH_FAULTY
+
+		offline  = hwhealv1.ServiceState_SERVICE_STATE_OFFLINE
+		draining = hwhealv1.ServiceState_SERVICE_STATE_DRAINING
 	)
 	tests := []struct {
 		name   string
@@ -37,6 +40,13 @@ func TestNodeQueryPlans(t *testing.T) {
 		{"fault class", store.NodeFilter{FaultClass: "memory.ue"}, false},
 		{"fault class and states", store.NodeFilter{FaultClass: "memory.ue", Health: []hwhealv1.NodeHealth{healthy, faulty}}, false},
 		{"label and fault class", store.NodeFilter{FaultClass: "memory.ue", Labels: map[string]string{"rack": "r1"}}, false},
+		{"one service state", store.NodeFilter{ServiceStates: []hwhealv1.ServiceState{offline}}, false},
+		{"two service states", store.NodeFilter{ServiceStates: []hwhealv1.ServiceState{offline, draining}}, true},
+		{"one state, two service states", store.NodeFilter{Health: []hwhealv1.NodeHealth{faulty}, ServiceStates: []hwhealv1.ServiceState{offline, draining}}, false},
+		{"two states, one service state", store.NodeFilter{Health: []hwhealv1.NodeHealth{healthy, faulty}, ServiceStates: []hwhealv1.ServiceState{offline}}, true},
+		{"one state, one service state", store.NodeFilter{Health: []hwhealv1.NodeHealth{faulty}, ServiceStates: []hwhealv1.ServiceState{offline}}, false},
+		{"label and service states", store.NodeFilter{Labels: map[string]string{"rack": "r1"}, ServiceStates: []hwhealv1.ServiceState{offline, draining}}, false},
+		{"fault class and service state", store.NodeFilter{FaultClass: "memory.ue", ServiceStates: []hwhealv1.ServiceState{offline}}, false},
 	}
 	for _, tt := range tests {
 		for _, after := range []string{"", "node-5"} {

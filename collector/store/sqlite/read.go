@@ -12,6 +12,7 @@ import (
 
 	"github.com/hwheal/hwheal/collector/store"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
+	"github.com/hwheal/hwheal/remediation/action"
 )
 
 // scanner is *sql.Row or *sql.Rows.
@@ -68,10 +69,22 @@ func scanNode(sc scanner, extra ...any) (*hwhealv1.Node, error) {
 		health, first, last, open int64
 		connected                 bool
 		changed                   sql.NullInt64
+		service                   int64
+		serviceChanged            sql.NullInt64
+		guard                     []byte
 	)
-	dest := append([]any{&n.Name, &labels, &n.AgentVersion, &n.BootId, &health, &changed, &connected, &first, &last, &open}, extra...)
+	dest := append([]any{&n.Name, &labels, &n.AgentVersion, &n.BootId, &health, &changed, &connected, &first, &last, &open,
+		&service, &serviceChanged, &guard}, extra...)
 	if err := sc.Scan(dest...); err != nil {
 		return nil, err
+	}
+	n.ServiceState = action.Normal(hwhealv1.ServiceState(service))
+	n.ServiceChanged = tsFromNull(serviceChanged)
+	if guard != nil {
+		n.Guard = &hwhealv1.ActionGuard{}
+		if err := unmarshalInto(guard, n.Guard, fmt.Sprintf("guard of node %q", n.Name)); err != nil {
+			return nil, err
+		}
 	}
 	l, err := parseLabels(labels)
 	if err != nil {
@@ -164,15 +177,33 @@ func (s *Store) ListNodes(ctx context.Context, f store.NodeFilter, p store.Page)
 //     checks the rest per row;
 //   - else a fault class walks the open faults of that class by node;
 //   - else several health states are one ordered walk of nodes_health per
-//     state, merged (an IN list over that index would sort every match);
-//   - else the nodes themselves, by name or by (health, name).
+//     state, merged (an IN list over that index would sort every match),
+//     and several service states without a health state likewise of
+//     nodes_service;
+//   - else the nodes themselves, by name, by (health, name) or by
+//     (service_state, name).
 func nodesQuery(f store.NodeFilter, after string, limit int) (string, []any) {
-	cols := `n.` + strings.ReplaceAll(nodeCols, ", ", ", n.")
-	var health []int64
+	cols := `n.` + strings.ReplaceAll(strings.ReplaceAll(nodeCols, "\n\t", " "), ", ", ", n.")
+	var health, service []int64
 	for _, h := range f.Health {
 		if !slices.Contains(health, int64(h)) {
 			health = append(health, int64(h))
 		}
+	}
+	for _, sv := range f.ServiceStates {
+		if v := int64(action.Normal(sv)); !slices.Contains(service, v) {
+			service = append(service, v)
+		}
+	}
+	in := func(col string, vals []int64, where []string, args []any) ([]string, []any) {
+		if len(vals) == 0 {
+			return where, args
+		}
+		where = append(where, col+` IN (`+placeholders(len(vals))+`)`)
+		for _, v := range vals {
+			args = append(args, v)
+		}
+		return where, args
 	}
 	var (
 		from, key, groupBy string
@@ -193,15 +224,21 @@ func nodesQuery(f store.NodeFilter, after string, limit int) (string, []any) {
 		from, key, groupBy = `faults f0 CROSS JOIN nodes n ON n.name = f0.node`, `f0.node`, ` GROUP BY f0.node`
 		where = append(where, `f0.class = ?`, `f0.state = 1`)
 		args = append(args, f.FaultClass)
-	case len(health) > 1:
+	case len(health) > 1 || len(health) == 0 && len(service) > 1:
+		idx, col, vals, other, otherVals := `nodes_health`, `n.health`, health, `n.service_state`, service
+		if len(health) == 0 {
+			idx, col, vals, other, otherVals = `nodes_service`, `n.service_state`, service, `n.health`, nil
+		}
 		var arms []string
-		for _, h := range health {
-			arm := `SELECT ` + cols + ` FROM nodes n WHERE n.health = ?`
-			args = append(args, h)
+		for _, v := range vals {
+			w := []string{col + ` = ?`}
+			args = append(args, v)
 			if after != "" {
-				arm += ` AND n.name > ?`
+				w = append(w, `n.name > ?`)
 				args = append(args, after)
 			}
+			w, args = in(other, otherVals, w, args)
+			arm := `SELECT ` + cols + ` FROM nodes n INDEXED BY ` + idx + ` WHERE ` + strings.Join(w, ` AND `)
 			arms = append(arms, `SELECT * FROM (`+arm+` ORDER BY n.name LIMIT ?)`)
 			args = append(args, limit)
 		}
@@ -209,17 +246,21 @@ func nodesQuery(f store.NodeFilter, after string, limit int) (string, []any) {
 		return strings.Join(arms, ` UNION ALL `) + ` ORDER BY name LIMIT ?`, args
 	default:
 		from, key = `nodes n`, `n.name`
+		// With a service state filter SQLite could take either index of
+		// one state; name the one that keeps the page order.
+		switch {
+		case len(service) > 0 && len(health) == 1:
+			from = `nodes n INDEXED BY nodes_health`
+		case len(service) == 1:
+			from = `nodes n INDEXED BY nodes_service`
+		}
 	}
 	if after != "" {
 		where = append(where, key+` > ?`)
 		args = append(args, after)
 	}
-	if len(health) > 0 {
-		where = append(where, `n.health IN (`+placeholders(len(health))+`)`)
-		for _, h := range health {
-			args = append(args, h)
-		}
-	}
+	where, args = in(`n.health`, health, where, args)
+	where, args = in(`n.service_state`, service, where, args)
 	if f.FaultClass != "" && !strings.HasPrefix(from, "faults") {
 		where = append(where, `EXISTS (SELECT 1 FROM faults f WHERE f.node = n.name AND f.class = ? AND f.state = 1)`)
 		args = append(args, f.FaultClass)

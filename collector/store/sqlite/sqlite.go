@@ -18,6 +18,17 @@
 // of the fault table. A fault derived from readings also needs a newer
 // reading that does not show it: one lookup by the key of
 // observations_latest.
+//
+// Remediation follows the same rules. An action's change, its audit
+// records and its events are one transaction, and so is an agent's update
+// with the acknowledgement of its sequence number, so an update is applied
+// once. Audit ids are the previous record's plus one, read in the
+// transaction that appends (never cached across transactions): a rollback
+// leaves neither a gap nor a wrong head. The actions that have not ended,
+// which the planner reads on every pass, are a partial index of their own
+// (actions_active), so that read costs them and not the history; steps
+// live in their own table, appended without rewriting the action, and
+// listings never read them.
 package sqlite
 
 import (

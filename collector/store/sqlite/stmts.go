@@ -82,7 +82,26 @@ const faultSetSQL = `UPDATE faults SET
 	kmsg_boot = ?10, kmsg_seq = ?11, mode = ?12, clear_after = ?13, reopened = ?14, due_at = ?15, received = ?16, source = ?17`
 
 // nodeCols are the columns scanNode reads, in its order.
-const nodeCols = `name, labels, agent_version, boot_id, health, health_changed, connected, first_seen, last_seen, open_faults`
+const nodeCols = `name, labels, agent_version, boot_id, health, health_changed, connected, first_seen, last_seen, open_faults,
+	service_state, service_changed, guard`
+
+// activeSQL is true of the actions that have not ended, written exactly as
+// the WHERE of the partial index actions_active so that a query carrying
+// it may use that index (checked against remediation/action by a test).
+const activeSQL = `a.state < 6`
+
+// Queries of remediation that tests check the plans of.
+const (
+	// actionStepsSQL reads an action with its steps in one statement (one
+	// snapshot): the action's blob repeats on each step's row.
+	actionStepsSQL = `SELECT a.action, s.step FROM actions a LEFT JOIN action_steps s ON s.action_id = a.id
+		WHERE a.id = ?1 ORDER BY s.n`
+	// stepNextSQL is the number of an action's next step: the steps are
+	// numbered from 0 without gaps.
+	stepNextSQL = `SELECT COALESCE(MAX(n), -1) + 1 FROM action_steps WHERE action_id = ?1`
+	// auditHeadSQL is the last record of the audit log.
+	auditHeadSQL = `SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1`
+)
 
 // stmtID names one of the writer's statements (see writeSQL).
 type stmtID int
@@ -118,6 +137,21 @@ const (
 	sObsUpsert
 	sEventInsert
 	sCursorSet
+	sNodeService
+	sNodeServiceSet
+	sFaultGet
+	sActionGet
+	sActionInsert
+	sActionUpdate
+	sActionTouch
+	sStepNext
+	sStepInsert
+	sStepsGet
+	sAuditHead
+	sAuditInsert
+	sRemGet
+	sRemSet
+	sEscalate
 	numStmts
 )
 
@@ -135,6 +169,10 @@ type txStmts struct {
 	tx    *sql.Tx
 	ps    *writeStmts
 	bound writeStmts
+	// audit is the head of the audit log as this transaction leaves it,
+	// read from the table at its first record: it lives and dies with the
+	// transaction, so a rollback cannot leave a wrong head behind.
+	audit auditHead
 }
 
 // s returns statement id bound to the transaction.
@@ -148,14 +186,17 @@ func (t *txStmts) s(id stmtID) *sql.Stmt {
 var writeSQL = [numStmts]string{
 	sNodeBoot: `SELECT boot_id FROM nodes WHERE name = ?`,
 	sNodeInsert: `INSERT INTO nodes
-		(name, labels, agent_version, boot_id, inventory, health, health_changed, connected, connected_at, first_seen, last_seen, open_faults)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?7, ?7, ?7, 0)`,
-	// An empty boot id or a nil inventory says nothing new: keep the stored one.
+		(name, labels, agent_version, boot_id, inventory, health, health_changed, connected, connected_at, first_seen, last_seen, open_faults, guard)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?7, ?7, ?7, 0, ?8)`,
+	// An empty boot id or a nil inventory says nothing new: keep the
+	// stored one. The guard is always the hello's: an agent that says
+	// none runs no actions.
 	sNodeUpdate: `UPDATE nodes SET
 		labels = ?2, agent_version = ?3,
 		boot_id = CASE WHEN ?4 = '' THEN boot_id ELSE ?4 END,
 		inventory = COALESCE(?5, inventory),
-		connected = 1, connected_at = ?6, last_seen = MAX(last_seen, ?6)
+		connected = 1, connected_at = ?6, last_seen = MAX(last_seen, ?6),
+		guard = ?7
 		WHERE name = ?1`,
 	sLabelsDelete: `DELETE FROM node_labels WHERE node = ?`,
 	sLabelInsert:  `INSERT INTO node_labels (node, key, value) VALUES (?, ?, ?)`,
@@ -210,6 +251,30 @@ var writeSQL = [numStmts]string{
 	sEventInsert: `INSERT INTO events (time, type, node, fault_id, data) VALUES (?, ?, ?, ?, ?)`,
 	sCursorSet: `INSERT INTO cursors (name, event_id, updated) VALUES (?1, ?2, ?3)
 		ON CONFLICT (name) DO UPDATE SET event_id = excluded.event_id, updated = excluded.updated`,
+
+	sNodeService:    `SELECT service_state, boot_id FROM nodes WHERE name = ?`,
+	sNodeServiceSet: `UPDATE nodes SET service_state = ?2, service_changed = ?3 WHERE name = ?1`,
+	sFaultGet:       `SELECT ` + faultCols + ` FROM faults WHERE id = ?`,
+	sActionGet:      `SELECT action FROM actions WHERE id = ?`,
+	// A taken id inserts nothing: the caller tells ErrExists by the rows
+	// affected.
+	sActionInsert: `INSERT INTO actions (id, node, type, state, rule, created, updated, action)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+	sActionUpdate: `UPDATE actions SET state = ?2, updated = ?3, action = ?4 WHERE id = ?1`,
+	// The same without the state, for a change that keeps it (an agent's
+	// steps): naming state would rewrite actions_active, whose WHERE is on
+	// it.
+	sActionTouch: `UPDATE actions SET updated = ?2, action = ?3 WHERE id = ?1`,
+	sStepNext:    stepNextSQL,
+	// A step already stored under its (index, attempt) inserts nothing.
+	sStepInsert: `INSERT INTO action_steps (action_id, n, idx, attempt, step) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (action_id, idx, attempt) DO NOTHING`,
+	sStepsGet:    `SELECT step FROM action_steps WHERE action_id = ? ORDER BY n`,
+	sAuditHead:   auditHeadSQL,
+	sAuditInsert: `INSERT INTO audit (id, time, actor, kind, node, action_id, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	sRemGet:      `SELECT paused, paused_by, resumed_by FROM remediation_state WHERE id = 1`,
+	sRemSet:      `UPDATE remediation_state SET paused = ?1, paused_by = ?2, resumed_by = ?3 WHERE id = 1`,
+	sEscalate:    `INSERT INTO escalations (fault_id, time) VALUES (?, ?) ON CONFLICT (fault_id) DO NOTHING`,
 }
 
 func prepareWrite(ctx context.Context, db *sql.DB) (*writeStmts, error) {

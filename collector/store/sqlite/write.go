@@ -58,8 +58,9 @@ func rollback(tx *sql.Tx) error {
 
 // Hello records an agent's connection: it registers a new node or updates a
 // known one (labels replaced, inventory replaced when the hello carries one,
-// an empty boot id leaves the stored one), marks it connected and returns
-// the acknowledged sequence number of the hello's stream id.
+// an empty boot id leaves the stored one, the guard always replaced), marks
+// it connected and returns the acknowledged sequence number of the hello's
+// stream id.
 func (s *Store) Hello(ctx context.Context, h store.Hello) (store.HelloResult, error) {
 	var res store.HelloResult
 	err := s.write(ctx, func(ctx context.Context, st *txStmts) error {
@@ -90,19 +91,25 @@ func (s *Store) hello(ctx context.Context, st *txStmts, h store.Hello) (store.He
 			return res, fmt.Errorf("encode inventory: %w", err)
 		}
 	}
+	var guard []byte // nil binds as NULL: the agent runs no actions
+	if h.Guard != nil {
+		if guard, err = marshal(h.Guard); err != nil {
+			return res, fmt.Errorf("encode guard: %w", err)
+		}
+	}
 	var oldBoot string
 	err = st.s(sNodeBoot).QueryRowContext(ctx, h.Node).Scan(&oldBoot)
 	isNew := errors.Is(err, sql.ErrNoRows)
 	switch {
 	case isNew:
 		if _, err := st.s(sNodeInsert).ExecContext(ctx, h.Node, labels, h.AgentVersion, h.BootID, nullBytes(inv),
-			int64(hwhealv1.NodeHealth_NODE_HEALTH_HEALTHY), nanos(at)); err != nil {
+			int64(hwhealv1.NodeHealth_NODE_HEALTH_HEALTHY), nanos(at), nullBytes(guard)); err != nil {
 			return res, fmt.Errorf("insert node: %w", err)
 		}
 	case err != nil:
 		return res, fmt.Errorf("read node: %w", err)
 	default:
-		if _, err := st.s(sNodeUpdate).ExecContext(ctx, h.Node, labels, h.AgentVersion, h.BootID, nullBytes(inv), nanos(at)); err != nil {
+		if _, err := st.s(sNodeUpdate).ExecContext(ctx, h.Node, labels, h.AgentVersion, h.BootID, nullBytes(inv), nanos(at), nullBytes(guard)); err != nil {
 			return res, fmt.Errorf("update node: %w", err)
 		}
 		if _, err := st.s(sLabelsDelete).ExecContext(ctx, h.Node); err != nil {

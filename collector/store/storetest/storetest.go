@@ -69,6 +69,20 @@ func Run(t *testing.T, open Opener) {
 		{"OperatorResolve", testOperatorResolve},
 		{"Acknowledge", testAcknowledge},
 		{"FleetObservations", testFleetObservations},
+		{"ActionLifecycle", testActionLifecycle},
+		{"ActionCreateErrors", testActionCreateErrors},
+		{"ActionConflicts", testActionConflicts},
+		{"ActionFieldChanges", testActionFieldChanges},
+		{"ServiceStates", testServiceStates},
+		{"LateUnknownInvalidUpdates", testLateUnknownInvalidUpdates},
+		{"UpdateNotAppliedTwice", testUpdateNotAppliedTwice},
+		{"StepBounds", testStepBounds},
+		{"AuditChain", testAuditChain},
+		{"RemediationPause", testRemediationPause},
+		{"Escalate", testEscalate},
+		{"ListActions", testListActions},
+		{"NodeServiceFilter", testNodeServiceFilter},
+		{"HelloGuard", testHelloGuard},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -89,6 +103,7 @@ func Run(t *testing.T, open Opener) {
 func RunDurable(t *testing.T, fresh func(t *testing.T) (reopen func(t *testing.T) store.Store)) {
 	t.Run("SurvivesReopen", func(t *testing.T) { testSurvivesReopen(t, fresh(t)) })
 	t.Run("LifecycleSurvivesReopen", func(t *testing.T) { testLifecycleSurvivesReopen(t, fresh(t)) })
+	t.Run("RemediationSurvivesReopen", func(t *testing.T) { testRemediationSurvivesReopen(t, fresh(t)) })
 }
 
 // t0 has whole microseconds so that every backend stores it exactly.
