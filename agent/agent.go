@@ -1,7 +1,9 @@
 // Package agent assembles the node agent: its sources, the kernel-log rules
 // that turn records into faults, the on-disk spool that keeps every report
-// until the collector acknowledges it, and the stream to the collector.
-// cmd/hwheal-agent only turns flags into a Config.
+// until the collector acknowledges it, the stream to the collector, and,
+// when remediation is configured, the actuator that runs the collector's
+// orders under the agent's own guard. cmd/hwheal-agent only turns flags
+// and the configuration file into a Config.
 package agent
 
 import (
@@ -26,6 +28,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/hwheal/hwheal/agent/actuate"
 	"github.com/hwheal/hwheal/agent/detect"
 	"github.com/hwheal/hwheal/agent/source"
 	"github.com/hwheal/hwheal/agent/source/inventory"
@@ -35,6 +38,7 @@ import (
 	"github.com/hwheal/hwheal/pkg/grpcutil"
 	"github.com/hwheal/hwheal/pkg/kernlog"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
+	"github.com/hwheal/hwheal/remediation/action"
 )
 
 // Config is the agent's whole configuration.
@@ -64,8 +68,13 @@ type Config struct {
 	DiskExclude string
 	// SpoolMaxBytes bounds the on-disk spool (default 64 MiB).
 	SpoolMaxBytes int64
-	Version       string
-	Logger        *slog.Logger
+	// Remediation says which actions the agent runs and how (the
+	// configuration file's remediation section, with --allow and
+	// --dry-run applied). Nil or an empty allow-list: none; the hello
+	// carries no guard and the collector sends no order.
+	Remediation *actuate.Remediation
+	Version     string
+	Logger      *slog.Logger
 }
 
 // DefaultCollector is where the agent looks for the collector by default.
@@ -91,6 +100,11 @@ func (c *Config) Validate() error {
 	}
 	if err := c.validateSources(); err != nil {
 		return err
+	}
+	if c.Remediation != nil {
+		if err := c.Remediation.Validate(); err != nil {
+			return err
+		}
 	}
 	if !c.Insecure {
 		return fmt.Errorf("insecure: %w", grpcutil.ErrNoTLS)
@@ -126,7 +140,8 @@ type Agent struct {
 	}
 	spool     *spool.Spool
 	client    *transport.Client
-	kmsg      *kmsg.Source // nil when disabled
+	act       *actuate.Actuator // nil when the agent runs no actions
+	kmsg      *kmsg.Source      // nil when disabled
 	sources   []source.Source
 	inventory *hwhealv1.Inventory
 	bootID    string
@@ -166,6 +181,30 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	a.merger = detect.NewMerger(detect.MergerConfig{}, a.emitFault)
 	a.bootID = readBootID(cfg.Root)
 	a.bootWall = bootWallTime()
+	if r := cfg.Remediation; r != nil && len(r.Allow) > 0 {
+		// Built before anything connects: it reports, into the spool, the
+		// actions an earlier run left unfinished.
+		a.act, err = actuate.New(actuate.Config{
+			StateDir: cfg.StateDir, Node: cfg.Node, BootID: a.bootID,
+			Allow: r.Allow, DryRun: r.DryRun, MaxReboots: r.Reboot.Max, RebootWindow: r.Reboot.Window,
+			Executors: r.Executors(),
+			Report: func(u *hwhealv1.ActionUpdate) error {
+				return sp.Append(&hwhealv1.Report{Item: &hwhealv1.Report_ActionUpdate{ActionUpdate: u}})
+			},
+			Sync:   sp.Sync,
+			Logger: log.With("component", "actuate"),
+		})
+		if err != nil {
+			sp.Close()
+			return nil, fmt.Errorf("remediation: %w", err)
+		}
+	}
+	closeAll := func() {
+		if a.act != nil {
+			a.act.Close()
+		}
+		sp.Close()
+	}
 
 	invCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	inv, err := inventory.Collect(invCtx, cfg.Root, log.With("component", "inventory"))
@@ -177,18 +216,22 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 
 	creds, err := grpcutil.TransportCredentials(cfg.Insecure)
 	if err != nil {
-		sp.Close()
+		closeAll()
 		return nil, err
 	}
-	a.client, err = transport.New(transport.Config{
+	tcfg := transport.Config{
 		Target:      cfg.Collector,
 		DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(creds)},
 		Hello:       a.hello,
 		Spool:       sp,
 		Logger:      log.With("component", "transport"),
-	})
+	}
+	if a.act != nil {
+		tcfg.Orders = a.act.Deliver
+	}
+	a.client, err = transport.New(tcfg)
 	if err != nil {
-		sp.Close()
+		closeAll()
 		return nil, err
 	}
 
@@ -201,13 +244,17 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 }
 
 func (a *Agent) hello() *hwhealv1.Hello {
-	return &hwhealv1.Hello{
+	h := &hwhealv1.Hello{
 		Node:         a.cfg.Node,
 		Labels:       a.cfg.Labels,
 		AgentVersion: a.cfg.Version,
 		BootId:       a.bootID,
 		Inventory:    a.inventory,
 	}
+	if a.act != nil {
+		h.Guard = a.act.Guard()
+	}
+	return h
 }
 
 // Run runs every source and the stream to the collector until ctx is done.
@@ -229,9 +276,22 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("agent started", "node", a.cfg.Node, "collector", a.cfg.Collector, "root", a.cfg.Root,
 		"boot_id", a.bootID, "stream_id", a.spool.StreamID(), "rules", len(a.rules.Rules()))
+	if a.act != nil {
+		g := a.act.Guard()
+		var allowed []string
+		for _, t := range g.GetAllowed() {
+			allowed = append(allowed, action.TypeName(t))
+		}
+		a.log.Info("remediation on", "allow", allowed, "dry_run", g.GetDryRun(),
+			"max_reboots", g.GetMaxReboots(), "reboot_window", g.GetRebootWindow().AsDuration())
+		// Closed after every goroutine below stopped, before the spool.
+		defer a.act.Close()
+	} else {
+		a.log.Info("remediation off: no action is allowed")
+	}
 
 	var wg sync.WaitGroup
-	errc := make(chan error, len(a.sources)+1)
+	errc := make(chan error, len(a.sources)+2)
 	for _, src := range a.sources {
 		wg.Add(1)
 		go func() {
@@ -249,6 +309,15 @@ func (a *Agent) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("transport: %w", err)
 		}
 	}()
+	if a.act != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// The action running when ctx ends is killed and its failure
+			// spooled before Run returns, and so before the spool closes.
+			a.act.Run(ctx)
+		}()
+	}
 	wg.Wait()
 	a.merger.Close() // spool what is held before the spool closes
 	a.stopObservations()

@@ -16,6 +16,7 @@ type agentMetrics struct {
 	spoolPending, spoolBytes, spoolDropped, spoolCorrupt *prometheus.Desc
 	connected, connects, reportsSent, rejected           *prometheus.Desc
 	spoolSyncs, collectorBehind, collectorAhead          *prometheus.Desc
+	orders, actions                                      *prometheus.Desc
 }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -52,6 +53,9 @@ func (a *Agent) metrics() prometheus.Collector {
 		spoolSyncs:   desc("spool_syncs_total", "fsyncs of spool segments."),
 		collectorBehind: desc("collector_behind_total",
 			"Connects where the collector held fewer reports than it had acknowledged (it lost acknowledged data)."),
+		orders: desc("action_orders_total", "Action orders received from the collector, resends included."),
+		actions: desc("actions_total",
+			"Actions ended, by type and outcome (succeeded, failed, refused by the local guard).", "type", "outcome"),
 		collectorAhead: desc("collector_ahead_total",
 			"Connects where the collector held sequence numbers this spool had not produced (state directory restored); numbering skipped ahead."),
 	}
@@ -111,4 +115,10 @@ func (m *agentMetrics) Collect(ch chan<- prometheus.Metric) {
 	counter(m.rejected, ts.Rejected)
 	counter(m.collectorBehind, ts.CollectorBehind)
 	counter(m.collectorAhead, ts.CollectorAhead)
+	counter(m.orders, ts.Orders)
+	if a.act != nil {
+		for _, c := range a.act.Counts() {
+			counter(m.actions, c.N, c.Type, c.Outcome)
+		}
+	}
 }

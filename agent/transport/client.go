@@ -6,6 +6,7 @@
 // each Welcome it checks the collector's acked seq against the spool: a
 // collector behind the spool's acked mark lost reports (logged, counted),
 // one past the spool's last seq makes the spool number on after it. It
+// hands each ActionOrder the collector sends to Config.Orders. It
 // keeps no report itself: the spool holds them until they are acknowledged,
 // and the collector drops the duplicates a resend produces.
 package transport
@@ -58,6 +59,13 @@ type Config struct {
 	Hello func() *hwhealv1.Hello
 	// Spool holds the reports; the client reads from it and acks into it.
 	Spool *spool.Spool
+	// Orders, if set, is called with each ActionOrder the collector sends,
+	// in order, from the stream's receive goroutine: it must not block
+	// (queue the order and return), or acknowledgements stop with it. An
+	// order is sent again after every reconnect until its final update is
+	// stored, so Orders sees repeats; it is the caller's to run an id at
+	// most once.
+	Orders func(*hwhealv1.ActionOrder)
 	// Logger (default: discard).
 	Logger *slog.Logger
 	// MinBackoff and MaxBackoff bound the reconnect delay (500 ms, 30 s).
@@ -108,6 +116,8 @@ type Stats struct {
 	// (its state directory restored from a snapshot, segments deleted by
 	// hand). The spool's numbering was moved past the collector's mark.
 	CollectorAhead uint64
+	// Orders counts ActionOrders received, resends included.
+	Orders uint64
 	// LastError is the error that ended the last session, "" if none yet.
 	LastError string
 }
@@ -350,6 +360,10 @@ func (c *Client) session(ctx context.Context, api hwhealv1.AgentServiceClient, r
 				recvErr = err
 				return
 			}
+			if o := m.GetOrder(); o != nil {
+				c.order(o)
+				continue
+			}
 			a := m.GetAck()
 			if a == nil {
 				c.log.Warn("collector sent an unexpected message", "type", fmt.Sprintf("%T", m.GetMsg()))
@@ -544,6 +558,19 @@ func streamErr(stream hwhealv1.AgentService_ConnectClient, what string, err erro
 		}
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// order hands an order to Config.Orders.
+func (c *Client) order(o *hwhealv1.ActionOrder) {
+	c.mu.Lock()
+	c.stats.Orders++
+	c.mu.Unlock()
+	if c.cfg.Orders == nil {
+		c.log.Warn("collector sent an order to an agent that runs no actions", "action_id", o.GetId())
+		return
+	}
+	c.log.Debug("order received", "action_id", o.GetId(), "type", o.GetType().String())
+	c.cfg.Orders(o)
 }
 
 func (c *Client) ack(seq uint64) {

@@ -98,10 +98,13 @@ type testServer struct {
 	// as a collector that lost its newest acked mark would: the agent
 	// resends and the store must drop the duplicates.
 	welcomeBehind uint64
-	noAck         bool  // store but never acknowledge
-	noWelcome     bool  // take the hello and say nothing
-	helloErr      error // refuse every hello with this
-	connects      atomic.Int64
+	// orders are sent after every Welcome, as a collector resends the
+	// orders whose final update it does not hold yet.
+	orders    []*hwhealv1.ActionOrder
+	noAck     bool  // store but never acknowledge
+	noWelcome bool  // take the hello and say nothing
+	helloErr  error // refuse every hello with this
+	connects  atomic.Int64
 }
 
 func (s *testServer) Connect(stream grpc.BidiStreamingServer[hwhealv1.ConnectRequest, hwhealv1.ConnectResponse]) error {
@@ -135,6 +138,11 @@ func (s *testServer) Connect(stream grpc.BidiStreamingServer[hwhealv1.ConnectReq
 	}}})
 	if err != nil {
 		return err
+	}
+	for _, o := range s.orders {
+		if err := stream.Send(&hwhealv1.ConnectResponse{Msg: &hwhealv1.ConnectResponse_Order{Order: o}}); err != nil {
+			return err
+		}
 	}
 	for {
 		m, err := stream.Recv()

@@ -18,7 +18,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/hwheal/hwheal/agent"
+	"github.com/hwheal/hwheal/agent/actuate"
 	"github.com/hwheal/hwheal/pkg/logging"
+	"github.com/hwheal/hwheal/remediation/action"
 )
 
 var version = "dev"
@@ -45,6 +47,7 @@ func main() {
 func newRoot() *cobra.Command {
 	var cfg agent.Config
 	var logLevel, logFormat string
+	var rf remediationFlags
 	cmd := &cobra.Command{
 		Use:           "hwheal-agent",
 		Short:         "Watch this node's hardware and report to the hwheal collector",
@@ -59,6 +62,10 @@ func newRoot() *cobra.Command {
 			}
 			cfg.Logger = log
 			cfg.Version = version
+			rf.allowSet = cmd.Flags().Changed("allow")
+			if cfg.Remediation, err = rf.remediation(); err != nil {
+				return err
+			}
 			a, err := agent.New(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -80,10 +87,49 @@ func newRoot() *cobra.Command {
 	sourceFlags(f, &cfg)
 	f.StringVar(&cfg.DiskExclude, "disk-exclude", "", "regular expression of block devices to leave out (default: partitions, loop, ram)")
 	f.Int64Var(&cfg.SpoolMaxBytes, "spool-max-bytes", 0, "bound of the on-disk spool (default 64 MiB)")
+	f.StringVar(&rf.file, "config", "", "YAML configuration file (remediation: allowed actions, runbooks, reboot guard); see hwheal-agent.example.yaml")
+	f.StringSliceVar(&rf.allow, "allow", nil, "actions this agent runs, replacing the config file's allow-list (comma-separated): "+
+		strings.Join(action.TypeNames(), ", ")+"; empty: none")
+	f.BoolVar(&rf.dryRun, "dry-run", false, "report what the allowed actions would run, run nothing")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	cmd.AddCommand(newInspect())
 	return cmd
+}
+
+// remediationFlags are the flags that say which actions the agent runs.
+type remediationFlags struct {
+	file     string
+	allow    []string
+	allowSet bool // --allow was given, maybe empty
+	dryRun   bool
+}
+
+// remediation merges the configuration file with --allow and --dry-run.
+// Without a file and without --allow the agent runs no action (nil).
+func (rf remediationFlags) remediation() (*actuate.Remediation, error) {
+	var r *actuate.Remediation
+	if rf.file != "" {
+		fc, err := agent.LoadConfigFile(rf.file)
+		if err != nil {
+			return nil, err
+		}
+		r = fc.Remediation
+	}
+	if rf.allowSet {
+		types, err := actuate.ParseAllow(rf.allow)
+		if err != nil {
+			return nil, fmt.Errorf("allow: %w", err)
+		}
+		if r == nil {
+			r = &actuate.Remediation{File: rf.file}
+		}
+		r.SetAllow(types)
+	}
+	if rf.dryRun && r != nil {
+		r.DryRun = true
+	}
+	return r, nil
 }
 
 // sourceFlags are the flags that choose and pace the sources, shared by
