@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/hwheal/hwheal/collector/api"
+	"github.com/hwheal/hwheal/collector/auth"
 	"github.com/hwheal/hwheal/collector/classify"
 	"github.com/hwheal/hwheal/collector/events"
 	"github.com/hwheal/hwheal/collector/ingest"
@@ -34,6 +35,8 @@ import (
 	"github.com/hwheal/hwheal/collector/webhook"
 	"github.com/hwheal/hwheal/pkg/grpcutil"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
+	"github.com/hwheal/hwheal/remediation/planner"
+	"github.com/hwheal/hwheal/remediation/policy"
 )
 
 // Config is the collector's whole configuration.
@@ -60,6 +63,17 @@ type Config struct {
 	// ConfigFile is the collector's YAML configuration (webhooks:);
 	// empty for none.
 	ConfigFile string
+	// TokensFile holds the fleet API's identities, a token,user,role a
+	// line. Empty: the collector makes admin.token in the state directory
+	// (the store's directory with Store set) and accepts only that.
+	TokensFile string
+	// PolicyFile is the remediation policy; empty runs the shipped
+	// default, which is dry-run and has no rules: nothing acts on a node
+	// until an operator writes a policy.
+	PolicyFile string
+	// PlannerInterval paces the remediation planner's passes (default
+	// 5 s); faults, action updates and agent connections wake it sooner.
+	PlannerInterval time.Duration
 	// SweepInterval and PeerInterval pace the clear-time sweep and the
 	// outlier rules (defaults 30 s and 1 min).
 	SweepInterval time.Duration
@@ -116,6 +130,8 @@ type Collector struct {
 	classify *classify.Classifier
 	webhooks *webhook.Dispatcher // nil without webhook targets
 	fleet    *api.Fleet
+	planner  *planner.Planner
+	guard    *auth.Guard
 	registry *prometheus.Registry
 
 	ready    chan struct{}
@@ -133,6 +149,12 @@ func New(ctx context.Context, cfg Config) (*Collector, error) {
 	rules, ruleFiles, err := classify.LoadRules(cfg.RulesDir)
 	if err != nil {
 		return nil, fmt.Errorf("load rules: %w", err)
+	}
+	pol := policy.Default()
+	if cfg.PolicyFile != "" {
+		if pol, err = policy.Load(cfg.PolicyFile); err != nil {
+			return nil, fmt.Errorf("load policy: %w", err)
+		}
 	}
 	var fileCfg fileConfig
 	if cfg.ConfigFile != "" {
@@ -175,6 +197,19 @@ func New(ctx context.Context, cfg Config) (*Collector, error) {
 		st.Close()
 		return nil, err
 	}
+	plan, err := planner.New(planner.Config{
+		Store:      st,
+		Write:      write,
+		Policy:     pol,
+		Send:       func(node string, o *hwhealv1.ActionOrder) bool { return in.SendOrder(node, o) },
+		Interval:   cfg.PlannerInterval,
+		Logger:     cfg.Logger.With("component", "planner"),
+		Registerer: reg,
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	in, err = ingest.New(ingest.Config{
 		Store:      st,
 		Broker:     broker,
@@ -182,12 +217,27 @@ func New(ctx context.Context, cfg Config) (*Collector, error) {
 		Logger:     cfg.Logger.With("component", "ingest"),
 		Version:    cfg.Version,
 		Classifier: cls,
+		Orders:     plan,
 	})
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	fleet, err := api.New(api.Config{Store: st, Broker: broker, Logger: cfg.Logger.With("component", "api"), Write: write})
+	fleet, err := api.New(api.Config{Store: st, Broker: broker, Logger: cfg.Logger.With("component", "api"), Write: write, Remediation: plan})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	tokenDir := cfg.StateDir
+	if tokenDir == "" {
+		tokenDir = filepath.Dir(path)
+	}
+	tokens, err := auth.Open(cfg.TokensFile, tokenDir, cfg.Logger.With("component", "auth"))
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	guard, err := auth.NewGuard(auth.Config{Tokens: tokens, Logger: cfg.Logger.With("component", "auth"), Registerer: reg})
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -204,7 +254,10 @@ func New(ctx context.Context, cfg Config) (*Collector, error) {
 		}
 	}
 	cfg.Logger.Info("rules loaded", "rules", len(rules.Rules()), "files", ruleFiles, "webhooks", len(fileCfg.Webhooks.Targets))
-	return &Collector{cfg: cfg, store: st, broker: broker, ingest: in, classify: cls, webhooks: hooks, fleet: fleet, registry: reg, ready: make(chan struct{})}, nil
+	if pol.File == "" {
+		cfg.Logger.Warn("no remediation policy given (--policy): running the shipped default, dry-run with no rules; actions are planned and reported, never run")
+	}
+	return &Collector{cfg: cfg, store: st, broker: broker, ingest: in, classify: cls, webhooks: hooks, fleet: fleet, planner: plan, guard: guard, registry: reg, ready: make(chan struct{})}, nil
 }
 
 // Ready is closed once the collector listens.
@@ -242,8 +295,10 @@ func (c *Collector) Run(ctx context.Context) error {
 		grpc.MaxRecvMsgSize(c.cfg.MaxRecvMsgBytes),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.ChainUnaryInterceptor(grpcutil.RecoverUnary(log)),
-		grpc.ChainStreamInterceptor(grpcutil.RecoverStream(log)),
+		// Only FleetService calls are checked: AgentService waits for
+		// mutual TLS, and health stays open.
+		grpc.ChainUnaryInterceptor(grpcutil.RecoverUnary(log), c.guard.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(grpcutil.RecoverStream(log), c.guard.StreamInterceptor()),
 	)
 	hwhealv1.RegisterAgentServiceServer(srv, c.ingest)
 	hwhealv1.RegisterFleetServiceServer(srv, c.fleet)
@@ -289,6 +344,31 @@ func (c *Collector) Run(ctx context.Context) error {
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var bg sync.WaitGroup
 	bg.Go(func() { c.classify.Run(bgCtx) })
+	bg.Go(func() { c.planner.Run(bgCtx) })
+	bg.Go(func() {
+		// Wake the planner on what it acts on: faults, agents coming and
+		// going (a new boot id confirms a reboot), action changes (an
+		// agent's update frees its node for the next action). A
+		// subscription that fell behind is replaced; the planner's own
+		// interval covers the gap.
+		for bgCtx.Err() == nil {
+			sub := c.broker.Subscribe()
+		follow:
+			for {
+				select {
+				case <-bgCtx.Done():
+					break follow
+				case ev := <-sub.C():
+					if wakesPlanner(ev.GetType()) {
+						c.planner.Wake()
+					}
+				case <-sub.Done():
+					break follow
+				}
+			}
+			sub.Close()
+		}
+	})
 	if c.webhooks != nil {
 		bg.Go(func() { c.webhooks.Run(bgCtx) })
 		bg.Go(func() {
@@ -366,4 +446,19 @@ func (c *Collector) Run(ctx context.Context) error {
 	<-writerDone
 	log.Info("collector stopped")
 	return runErr
+}
+
+// wakesPlanner reports whether an event of type t may give the remediation
+// planner something to do.
+func wakesPlanner(t hwhealv1.EventType) bool {
+	switch t {
+	case hwhealv1.EventType_EVENT_TYPE_FAULT_OPENED, hwhealv1.EventType_EVENT_TYPE_FAULT_REOPENED,
+		hwhealv1.EventType_EVENT_TYPE_FAULT_UPDATED, hwhealv1.EventType_EVENT_TYPE_FAULT_RESOLVED,
+		hwhealv1.EventType_EVENT_TYPE_NODE_CONNECTED, hwhealv1.EventType_EVENT_TYPE_NODE_REBOOTED,
+		hwhealv1.EventType_EVENT_TYPE_REMEDIATION_RESUMED:
+		return true
+	case hwhealv1.EventType_EVENT_TYPE_ACTION_CHANGED:
+		return true
+	}
+	return false
 }

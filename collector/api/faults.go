@@ -4,34 +4,29 @@ import (
 	"context"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/hwheal/hwheal/collector/auth"
 	"github.com/hwheal/hwheal/collector/store"
-	"github.com/hwheal/hwheal/pkg/grpcutil"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
 
 // MaxReasonBytes bounds an operator's reason.
 const MaxReasonBytes = 1024
 
-// actor returns who is calling. A change to a fault without a name is
-// refused: every acknowledgement and resolution says who made it.
+// actor returns who is calling: the user the auth interceptor
+// authenticated. A call without one never passed the interceptor (a
+// server wired without it) and is refused: every acknowledgement,
+// resolution and action says who made it.
 func actor(ctx context.Context) (string, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get(grpcutil.ActorMetadata)
-	if len(vals) == 0 || strings.TrimSpace(vals[0]) == "" {
-		return "", status.Errorf(codes.InvalidArgument, "say who you are: %s metadata is required (hwhealctl sends user@host, or $HWHEAL_ACTOR)", grpcutil.ActorMetadata)
+	id, ok := auth.FromContext(ctx)
+	if !ok || id.User == "" {
+		return "", status.Error(codes.Unauthenticated, "no authenticated caller: the fleet API is served without its auth interceptor")
 	}
-	a := vals[0]
-	if len(a) > 128 || !utf8.ValidString(a) || strings.IndexFunc(a, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
-		return "", status.Errorf(codes.InvalidArgument, "%s metadata must be printable UTF-8 of at most 128 bytes", grpcutil.ActorMetadata)
-	}
-	return a, nil
+	return id.User, nil
 }
 
 // note validates an operator request's id and reason.

@@ -36,6 +36,9 @@ type Config struct {
 	// publishes its events (ingest.Server.Write). Nil runs it here and
 	// publishes to Broker: only for tests without ingest.
 	Write func(ctx context.Context, fn func(ctx context.Context) ([]*hwhealv1.Event, error)) error
+	// Remediation serves action requests, decisions and the remediation
+	// switch; nil answers them with UNIMPLEMENTED (listings still work).
+	Remediation Remediator
 }
 
 // Fleet implements hwhealv1.FleetServiceServer.
@@ -45,6 +48,8 @@ type Fleet struct {
 	broker *events.Broker
 	logger *slog.Logger
 	write  func(ctx context.Context, fn func(ctx context.Context) ([]*hwhealv1.Event, error)) error
+	// remediation is nil when the collector runs without a planner.
+	remediation Remediator
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -58,7 +63,7 @@ func New(cfg Config) (*Fleet, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	f := &Fleet{store: cfg.Store, broker: cfg.Broker, logger: cfg.Logger, write: cfg.Write, stop: make(chan struct{})}
+	f := &Fleet{store: cfg.Store, broker: cfg.Broker, logger: cfg.Logger, write: cfg.Write, remediation: cfg.Remediation, stop: make(chan struct{})}
 	if f.write == nil {
 		f.write = func(ctx context.Context, fn func(ctx context.Context) ([]*hwhealv1.Event, error)) error {
 			evs, err := fn(ctx)
@@ -262,31 +267,4 @@ func (f *Fleet) WatchEvents(req *hwhealv1.WatchEventsRequest, stream hwhealv1.Fl
 			return nil
 		}
 	}
-}
-
-var errNoRemediation = status.Error(codes.Unimplemented, "remediation is not enabled in this collector yet: actions cannot be listed, requested or approved")
-
-// ListActions is not served until the remediation planner is in.
-func (f *Fleet) ListActions(context.Context, *hwhealv1.ListActionsRequest) (*hwhealv1.ListActionsResponse, error) {
-	return nil, errNoRemediation
-}
-
-// GetAction is not served until the remediation planner is in.
-func (f *Fleet) GetAction(context.Context, *hwhealv1.GetActionRequest) (*hwhealv1.GetActionResponse, error) {
-	return nil, errNoRemediation
-}
-
-// RequestAction is not served until the remediation planner is in.
-func (f *Fleet) RequestAction(context.Context, *hwhealv1.RequestActionRequest) (*hwhealv1.RequestActionResponse, error) {
-	return nil, errNoRemediation
-}
-
-// ApproveAction is not served until the remediation planner is in.
-func (f *Fleet) ApproveAction(context.Context, *hwhealv1.ApproveActionRequest) (*hwhealv1.ApproveActionResponse, error) {
-	return nil, errNoRemediation
-}
-
-// DenyAction is not served until the remediation planner is in.
-func (f *Fleet) DenyAction(context.Context, *hwhealv1.DenyActionRequest) (*hwhealv1.DenyActionResponse, error) {
-	return nil, errNoRemediation
 }

@@ -16,12 +16,14 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hwheal/hwheal/collector/api"
+	"github.com/hwheal/hwheal/collector/auth"
 	"github.com/hwheal/hwheal/collector/events"
 	"github.com/hwheal/hwheal/collector/store"
 	"github.com/hwheal/hwheal/collector/store/sqlite"
@@ -65,6 +67,8 @@ type envOpts struct {
 	// streamGate, when set, holds every message the server sends on a
 	// stream until the gate is closed: a stand-in for a slow watcher.
 	streamGate chan struct{}
+	// remediation, when set, builds the API's remediator on the store.
+	remediation func(store.Store) api.Remediator
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -85,18 +89,22 @@ func newEnv(t *testing.T, o envOpts) *env {
 	if o.broker == nil {
 		o.broker = events.NewBroker(0)
 	}
-	fleet, err := api.New(api.Config{Store: s, Broker: o.broker})
+	var rem api.Remediator
+	if o.remediation != nil {
+		rem = o.remediation(s)
+	}
+	fleet, err := api.New(api.Config{Store: s, Broker: o.broker, Remediation: rem})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var opts []grpc.ServerOption
+	streams := []grpc.StreamServerInterceptor{testIdentityStream}
 	if o.streamGate != nil {
 		gate := o.streamGate
-		opts = append(opts, grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		streams = append(streams, func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 			return h(srv, gatedStream{ServerStream: ss, gate: gate})
-		}))
+		})
 	}
-	srv := grpc.NewServer(opts...)
+	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(testIdentityUnary), grpc.ChainStreamInterceptor(streams...))
 	hwhealv1.RegisterFleetServiceServer(srv, fleet)
 	lis := bufconn.Listen(1 << 20)
 	served := make(chan struct{})
@@ -117,6 +125,52 @@ func newEnv(t *testing.T, o envOpts) *env {
 	})
 	return &env{client: hwhealv1.NewFleetServiceClient(conn), fleet: fleet, store: st, broker: o.broker}
 }
+
+// Test callers name themselves in metadata; the env's interceptors make
+// that the call's identity, as collector/auth's do from a token (whose
+// checks are tested there). A call that names no one has no identity.
+const (
+	testUserKey = "x-test-user"
+	testRoleKey = "x-test-role"
+)
+
+// asUser is ctx for a call by user with the admin role.
+func asUser(ctx context.Context, user string) context.Context {
+	return asRole(ctx, user, auth.Admin)
+}
+
+// asRole is ctx for a call by user with role.
+func asRole(ctx context.Context, user string, role auth.Role) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, testUserKey, user, testRoleKey, role.String())
+}
+
+func testIdentity(ctx context.Context) context.Context {
+	md, _ := metadata.FromIncomingContext(ctx)
+	users, roles := md.Get(testUserKey), md.Get(testRoleKey)
+	if len(users) == 0 || len(roles) == 0 {
+		return ctx
+	}
+	role, err := auth.ParseRole(roles[0])
+	if err != nil {
+		panic(err)
+	}
+	return auth.NewContext(ctx, auth.Identity{User: users[0], Role: role})
+}
+
+func testIdentityUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	return h(testIdentity(ctx), req)
+}
+
+func testIdentityStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	return h(srv, identityStream{ServerStream: ss, ctx: testIdentity(ss.Context())})
+}
+
+type identityStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s identityStream) Context() context.Context { return s.ctx }
 
 type gatedStream struct {
 	grpc.ServerStream
@@ -609,27 +663,6 @@ func TestListFaults(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func TestActionsUnimplemented(t *testing.T) {
-	e := newEnv(t, envOpts{})
-	ctx := t.Context()
-	calls := map[string]func() error{
-		"ListActions": func() error { _, err := e.client.ListActions(ctx, &hwhealv1.ListActionsRequest{}); return err },
-		"GetAction":   func() error { _, err := e.client.GetAction(ctx, &hwhealv1.GetActionRequest{Id: "a"}); return err },
-		"RequestAction": func() error {
-			_, err := e.client.RequestAction(ctx, &hwhealv1.RequestActionRequest{Node: "n"})
-			return err
-		},
-		"ApproveAction": func() error {
-			_, err := e.client.ApproveAction(ctx, &hwhealv1.ApproveActionRequest{Id: "a"})
-			return err
-		},
-		"DenyAction": func() error { _, err := e.client.DenyAction(ctx, &hwhealv1.DenyActionRequest{Id: "a"}); return err },
-	}
-	for name, call := range calls {
-		t.Run(name, func(t *testing.T) { wantCode(t, call(), codes.Unimplemented, "remediation") })
 	}
 }
 

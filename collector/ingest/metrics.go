@@ -5,11 +5,12 @@ import "github.com/prometheus/client_golang/prometheus"
 // Metrics are ingest's Prometheus metrics.
 type Metrics struct {
 	Streams      prometheus.Gauge
-	Reports      *prometheus.CounterVec // by kind: fault, observation
+	Reports      *prometheus.CounterVec // by kind: fault, observation, action_update
 	Duplicates   prometheus.Counter
 	Rejected     *prometheus.CounterVec // by reason
 	ApplySeconds prometheus.Histogram
 	TxBatches    prometheus.Histogram
+	OrdersSent   prometheus.Counter
 }
 
 // NewMetrics registers ingest's metrics with reg (nil: not registered, as in
@@ -42,9 +43,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Agent batches stored together in one transaction.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 12),
 		}),
+		OrdersSent: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "hwheal", Subsystem: "ingest", Name: "orders_sent_total",
+			Help: "Action orders sent to agents, resends included.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Streams, m.Reports, m.Duplicates, m.Rejected, m.ApplySeconds, m.TxBatches)
+		reg.MustRegister(m.Streams, m.Reports, m.Duplicates, m.Rejected, m.ApplySeconds, m.TxBatches, m.OrdersSent)
 	}
 	return m
 }

@@ -47,7 +47,24 @@ type Config struct {
 	// Classifier applies the collector's rules to each batch before it is
 	// queued for the store; nil stores batches as they came.
 	Classifier Classifier
+	// Orders gives the action orders to send an agent after its Welcome;
+	// nil sends none (remediation off).
+	Orders Orders
 }
+
+// Orders is the seam between ingest and the remediation planner
+// (remediation/planner implements it).
+type Orders interface {
+	// Pending returns the orders dispatched to node and not yet answered
+	// with a final update, oldest first. Ingest sends them after every
+	// Welcome, since an order sent on a stream that broke may never have
+	// arrived; agents run an id at most once.
+	Pending(ctx context.Context, node string) ([]*hwhealv1.ActionOrder, error)
+}
+
+// orderQueue bounds the orders waiting to be sent on one stream. The
+// planner sends again what found the queue full.
+const orderQueue = 64
 
 // Classifier is the seam between ingest and the collector's rules
 // (collector/classify implements it).
@@ -105,6 +122,18 @@ type session struct {
 	// failed is set when a batch of this stream could not be stored; only
 	// the writer goroutine touches it.
 	failed bool
+	// orders is nil for an agent that announced no guard: it runs no
+	// actions and is sent none.
+	orders chan *hwhealv1.ActionOrder
+	// sendMu serialises Send on the stream: acknowledgements and orders
+	// leave from different goroutines.
+	sendMu sync.Mutex
+}
+
+func (se *session) send(stream hwhealv1.AgentService_ConnectServer, m *hwhealv1.ConnectResponse) error {
+	se.sendMu.Lock()
+	defer se.sendMu.Unlock()
+	return stream.Send(m)
 }
 
 var (
@@ -171,6 +200,9 @@ func (s *Server) connect(stream hwhealv1.AgentService_ConnectServer) error {
 	ctx, cancel := context.WithCancelCause(stream.Context())
 	defer cancel(nil)
 	me := &session{cancel: cancel}
+	if hello.GetGuard() != nil && s.cfg.Orders != nil {
+		me.orders = make(chan *hwhealv1.ActionOrder, orderQueue)
+	}
 	if !s.register(node, me) {
 		return status.Error(codes.Unavailable, errShutdown.Error())
 	}
@@ -183,6 +215,7 @@ func (s *Server) connect(stream hwhealv1.AgentService_ConnectServer) error {
 		BootID:       hello.GetBootId(),
 		StreamID:     hello.GetStreamId(),
 		Inventory:    hello.GetInventory(),
+		Guard:        hello.GetGuard(),
 		Time:         s.cfg.Now(),
 	}})
 	if err != nil {
@@ -193,14 +226,19 @@ func (s *Server) connect(stream hwhealv1.AgentService_ConnectServer) error {
 		return status.Error(codes.Unavailable, "collector store unavailable; retry later")
 	}
 	res := hr.hello
-	if err := stream.Send(&hwhealv1.ConnectResponse{Msg: &hwhealv1.ConnectResponse_Welcome{Welcome: &hwhealv1.Welcome{
+	if err := me.send(stream, &hwhealv1.ConnectResponse{Msg: &hwhealv1.ConnectResponse_Welcome{Welcome: &hwhealv1.Welcome{
 		AckedSeq:         res.AckedSeq,
 		CollectorVersion: s.cfg.Version,
 		MaxBatchReports:  uint32(s.cfg.MaxBatchReports),
 	}}}); err != nil {
 		return err
 	}
-	log.Info("agent connected", "stream_id", hello.GetStreamId(), "acked_seq", res.AckedSeq, "boot_id", hello.GetBootId())
+	log.Info("agent connected", "stream_id", hello.GetStreamId(), "acked_seq", res.AckedSeq, "boot_id", hello.GetBootId(),
+		"takes_orders", me.orders != nil)
+	if me.orders != nil {
+		s.queuePending(ctx, node, me, log)
+		go s.sendOrders(ctx, stream, me, log)
+	}
 
 	// The receive loop submits batches without waiting for them to be
 	// stored; the acker waits for each in order and acknowledges it. An
@@ -209,7 +247,7 @@ func (s *Server) connect(stream hwhealv1.AgentService_ConnectServer) error {
 	recvDone := make(chan error, 1)
 	ackDone := make(chan error, 1)
 	go func() { recvDone <- s.receive(ctx, stream, hello, res.AckedSeq, me, pending) }()
-	go func() { ackDone <- s.ack(ctx, stream, pending) }()
+	go func() { ackDone <- s.ack(ctx, stream, me, pending) }()
 
 	// The receiver may sit in Recv until this handler returns (that is what
 	// ends the stream), so only the acker, which watches ctx, is waited for.
@@ -308,9 +346,10 @@ func (s *Server) receive(ctx context.Context, stream hwhealv1.AgentService_Conne
 		if err := validateBatch(batch, s.cfg.MaxBatchReports); err != nil {
 			return status.Error(codes.InvalidArgument, err.Error())
 		}
-		faults, observations, unknown := reportKinds(batch)
+		faults, observations, updates, unknown := reportKinds(batch)
 		s.cfg.Metrics.Reports.WithLabelValues("fault").Add(float64(faults))
 		s.cfg.Metrics.Reports.WithLabelValues("observation").Add(float64(observations))
+		s.cfg.Metrics.Reports.WithLabelValues("action_update").Add(float64(updates))
 		// A newer agent's kind of report: stored as nothing, but its
 		// sequence number is acknowledged so the agent moves on.
 		s.cfg.Metrics.Reports.WithLabelValues("unknown").Add(float64(unknown))
@@ -338,7 +377,7 @@ func (s *Server) receive(ctx context.Context, stream hwhealv1.AgentService_Conne
 	}
 }
 
-func (s *Server) ack(ctx context.Context, stream hwhealv1.AgentService_ConnectServer, pending <-chan (<-chan jobResult)) error {
+func (s *Server) ack(ctx context.Context, stream hwhealv1.AgentService_ConnectServer, me *session, pending <-chan (<-chan jobResult)) error {
 	for {
 		var done <-chan jobResult
 		select {
@@ -364,9 +403,63 @@ func (s *Server) ack(ctx context.Context, stream hwhealv1.AgentService_ConnectSe
 			}
 			return status.Error(codes.Unavailable, "collector store unavailable; retry later")
 		}
-		if err := stream.Send(&hwhealv1.ConnectResponse{Msg: &hwhealv1.ConnectResponse_Ack{Ack: &hwhealv1.Ack{AckedSeq: r.res.AckedSeq}}}); err != nil {
+		if err := me.send(stream, &hwhealv1.ConnectResponse{Msg: &hwhealv1.ConnectResponse_Ack{Ack: &hwhealv1.Ack{AckedSeq: r.res.AckedSeq}}}); err != nil {
 			return err
 		}
+	}
+}
+
+// queuePending queues the orders the node's agent should already have.
+func (s *Server) queuePending(ctx context.Context, node string, me *session, log *slog.Logger) {
+	orders, err := s.cfg.Orders.Pending(ctx, node)
+	if err != nil {
+		// The planner sends them again while they stay unanswered.
+		log.Warn("read pending orders failed", "err", err)
+		return
+	}
+	for _, o := range orders {
+		select {
+		case me.orders <- o:
+		default:
+			log.Warn("order queue full; the planner sends the rest again", "action", o.GetId())
+			return
+		}
+	}
+}
+
+// sendOrders sends queued orders until the stream ends.
+func (s *Server) sendOrders(ctx context.Context, stream hwhealv1.AgentService_ConnectServer, me *session, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case o := <-me.orders:
+			if err := me.send(stream, &hwhealv1.ConnectResponse{Msg: &hwhealv1.ConnectResponse_Order{Order: o}}); err != nil {
+				// The stream is over; its handler sees the same error.
+				log.Debug("send order failed", "action", o.GetId(), "err", err)
+				return
+			}
+			s.cfg.Metrics.OrdersSent.Inc()
+			log.Info("order sent", "action", o.GetId(), "type", o.GetType().String())
+		}
+	}
+}
+
+// SendOrder queues an order on node's live stream. It returns false when
+// the node has no stream, its agent takes no orders, or the queue is full;
+// the order then goes with the next Welcome or the planner's next resend.
+func (s *Server) SendOrder(node string, o *hwhealv1.ActionOrder) bool {
+	s.mu.Lock()
+	me := s.sessions[node]
+	s.mu.Unlock()
+	if me == nil || me.orders == nil {
+		return false
+	}
+	select {
+	case me.orders <- o:
+		return true
+	default:
+		return false
 	}
 }
 

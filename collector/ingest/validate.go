@@ -3,6 +3,7 @@ package ingest
 import (
 	"fmt"
 	"regexp"
+	"unicode/utf8"
 
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
@@ -21,6 +22,18 @@ const (
 	maxFaultClass   = 64
 	maxPartName     = 256
 	maxEvidenceText = 16 << 10
+	// Action updates: an id is the collector's own (16 hex digits); the
+	// rest bounds what one update may make the store keep (the store
+	// truncates step output to 4 KiB itself).
+	maxActionID      = 64
+	maxUpdateSteps   = 64
+	maxStepName      = 128
+	maxStepArgs      = 64
+	maxStepArg       = 4096
+	maxStepOutput    = 16 << 10
+	maxUpdateMessage = 4096
+	maxBootID        = 64
+	maxGuardActions  = 16
 )
 
 var (
@@ -41,6 +54,12 @@ func validateHello(h *hwhealv1.Hello) error {
 	}
 	if len(h.GetLabels()) > maxLabels {
 		return fmt.Errorf("hello: %d labels, at most %d", len(h.GetLabels()), maxLabels)
+	}
+	if g := h.GetGuard(); g != nil && len(g.GetAllowed()) > maxGuardActions {
+		return fmt.Errorf("hello: guard allows %d actions, at most %d", len(g.GetAllowed()), maxGuardActions)
+	}
+	if len(h.GetBootId()) > maxBootID {
+		return fmt.Errorf("hello: boot_id longer than %d", maxBootID)
 	}
 	for k, v := range h.GetLabels() {
 		if len(k) > maxLabelKey || !labelKeyRE.MatchString(k) {
@@ -81,6 +100,10 @@ func validateBatch(b *hwhealv1.ReportBatch, maxReports int) error {
 			}
 		case *hwhealv1.Report_Observation:
 			if err := validateObservation(item.Observation); err != nil {
+				return fmt.Errorf("batch: report seq %d: %w", r.GetSeq(), err)
+			}
+		case *hwhealv1.Report_ActionUpdate:
+			if err := validateActionUpdate(item.ActionUpdate); err != nil {
 				return fmt.Errorf("batch: report seq %d: %w", r.GetSeq(), err)
 			}
 		}
@@ -148,6 +171,47 @@ func validatePart(p *hwhealv1.Part) error {
 	} {
 		if len(f.v) > maxPartName {
 			return fmt.Errorf("part %s longer than %d", f.name, maxPartName)
+		}
+	}
+	return nil
+}
+
+func validateActionUpdate(u *hwhealv1.ActionUpdate) error {
+	if u == nil {
+		return fmt.Errorf("action update is empty")
+	}
+	if id := u.GetActionId(); id == "" || len(id) > maxActionID || !utf8.ValidString(id) {
+		return fmt.Errorf("action update: action_id must be 1 to %d bytes of UTF-8", maxActionID)
+	}
+	if u.GetOutcome() == hwhealv1.ActionOutcome_ACTION_OUTCOME_UNSPECIFIED {
+		return fmt.Errorf("action update %s: outcome is unset", u.GetActionId())
+	}
+	if len(u.GetMessage()) > maxUpdateMessage {
+		return fmt.Errorf("action update %s: message longer than %d", u.GetActionId(), maxUpdateMessage)
+	}
+	if len(u.GetBootId()) > maxBootID {
+		return fmt.Errorf("action update %s: boot_id longer than %d", u.GetActionId(), maxBootID)
+	}
+	if len(u.GetSteps()) > maxUpdateSteps {
+		return fmt.Errorf("action update %s: %d steps, at most %d", u.GetActionId(), len(u.GetSteps()), maxUpdateSteps)
+	}
+	for i, st := range u.GetSteps() {
+		if st == nil {
+			return fmt.Errorf("action update %s: step %d is empty", u.GetActionId(), i)
+		}
+		if len(st.GetName()) > maxStepName || len(st.GetError()) > maxUpdateMessage {
+			return fmt.Errorf("action update %s: step %d: name or error too long", u.GetActionId(), i)
+		}
+		if len(st.GetCommand()) > maxStepArgs {
+			return fmt.Errorf("action update %s: step %d: %d command arguments, at most %d", u.GetActionId(), i, len(st.GetCommand()), maxStepArgs)
+		}
+		for _, arg := range st.GetCommand() {
+			if len(arg) > maxStepArg {
+				return fmt.Errorf("action update %s: step %d: a command argument longer than %d", u.GetActionId(), i, maxStepArg)
+			}
+		}
+		if len(st.GetOutput()) > maxStepOutput {
+			return fmt.Errorf("action update %s: step %d: output longer than %d", u.GetActionId(), i, maxStepOutput)
 		}
 	}
 	return nil

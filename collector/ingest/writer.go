@@ -261,16 +261,18 @@ func (w *writer) failQueued() {
 }
 
 // reportKinds counts a batch's reports by kind for the metrics.
-func reportKinds(b *hwhealv1.ReportBatch) (faults, observations, unknown int) {
+func reportKinds(b *hwhealv1.ReportBatch) (faults, observations, updates, unknown int) {
 	for _, r := range b.GetReports() {
 		switch {
 		case r.GetFault() != nil:
 			faults++
 		case r.GetObservation() != nil:
 			observations++
+		case r.GetActionUpdate() != nil:
+			updates++
 		default:
 			unknown++
 		}
 	}
-	return faults, observations, unknown
+	return faults, observations, updates, unknown
 }

@@ -39,9 +39,3 @@ func RecoverStream(log *slog.Logger) grpc.StreamServerInterceptor {
 		return handler(srv, ss)
 	}
 }
-
-// ActorMetadata is the gRPC metadata key in which a fleet API client names
-// its operator (hwhealctl sends user@host). Until the fleet API
-// authenticates callers the collector takes it at its word; with roles, the
-// authenticated identity replaces it.
-const ActorMetadata = "hwheal-actor"

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -101,9 +100,11 @@ func (p *Planner) gate(s *snapshot, a *hwhealv1.Action) (waiting, cancel string)
 				if prev.GetId() == a.GetId() || prev.GetType() != a.GetType() || prev.GetDryRun() || prev.GetDispatched() == nil {
 					continue
 				}
-				if since := s.now.Sub(prev.GetDispatched().AsTime()); since < cd {
-					return fmt.Sprintf("cooldown: %s %s dispatched %s ago (cooldown %s)", action.TypeName(a.GetType()),
-						prev.GetId(), since.Round(time.Second), cd), ""
+				// The text must not change from pass to pass: a new text
+				// is a new audit record and event.
+				if until := prev.GetDispatched().AsTime().Add(cd); s.now.Before(until) {
+					return fmt.Sprintf("cooldown: %s %s dispatched at %s (cooldown %s, until %s)", action.TypeName(a.GetType()),
+						prev.GetId(), prev.GetDispatched().AsTime().Format(timeFormat), cd, until.Format(timeFormat)), ""
 				}
 			}
 		}

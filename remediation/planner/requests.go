@@ -108,7 +108,7 @@ func (p *Planner) Approve(ctx context.Context, id, actor, reason string, at time
 
 // Deny refuses an action awaiting approval.
 func (p *Planner) Deny(ctx context.Context, id, actor, reason string) (*hwhealv1.Action, error) {
-	return p.decide(ctx, id, action.Denied, []hwhealv1.ActionState{action.Proposed, action.AwaitingApproval}, actor, reason)
+	return p.decide(ctx, id, action.Denied, []hwhealv1.ActionState{action.AwaitingApproval}, actor, reason)
 }
 
 // Cancel cancels an action not yet dispatched.
@@ -128,7 +128,7 @@ func (p *Planner) decide(ctx context.Context, id string, to hwhealv1.ActionState
 	if !ok {
 		return nil, fmt.Errorf("%w: action %s is %s", ErrNotPending, id, stateName(a.GetState()))
 	}
-	got, err := p.change(ctx, store.ActionChange{ID: id, From: from, To: to, Actor: actor, Reason: reason, Time: p.cfg.Now()})
+	got, err := p.change(ctx, store.ActionChange{ID: id, From: []hwhealv1.ActionState{a.GetState()}, To: to, Actor: actor, Reason: reason, Time: p.cfg.Now()})
 	if errors.Is(err, store.ErrConflict) {
 		return nil, fmt.Errorf("%w: action %s changed meanwhile; look again", ErrNotPending, id)
 	}

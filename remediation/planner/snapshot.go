@@ -117,8 +117,13 @@ func (p *Planner) load(ctx context.Context) (*snapshot, error) {
 		return nil, err
 	}
 	for _, as := range s.actions {
-		slices.SortFunc(as, func(a, b *hwhealv1.Action) int {
-			return b.GetCreated().AsTime().Compare(a.GetCreated().AsTime())
+		// Newest first; among actions created in the same instant (a
+		// coarse clock), the later ladder step is the newer one.
+		slices.SortStableFunc(as, func(a, b *hwhealv1.Action) int {
+			if c := b.GetCreated().AsTime().Compare(a.GetCreated().AsTime()); c != 0 {
+				return c
+			}
+			return int(b.GetLadderStep()) - int(a.GetLadderStep())
 		})
 	}
 	s.fleet = limits.NewFleet(s.limitNodes())

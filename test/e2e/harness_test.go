@@ -15,15 +15,23 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
 
 	"github.com/hwheal/hwheal/test/faultinject"
 )
 
 // binDir holds the binaries TestMain builds once for every test.
 var binDir string
+
+// collectorStates maps a collector's --listen address to its --state-dir,
+// where it keeps admin.token: ctl and fleetToken find the token of the
+// collector they talk to, and a restarted collector keeps its token.
+var collectorStates sync.Map
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "hwheal-e2e-bin-")
@@ -64,6 +72,12 @@ func start(t testing.TB, name string, args ...string) *proc {
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
+	}
+	if name == "hwheal-collector" {
+		if listen, state := flagValue(args, "--listen"), flagValue(args, "--state-dir"); listen != "" && state != "" {
+			collectorStates.Store(listen, state)
+			t.Cleanup(func() { collectorStates.CompareAndDelete(listen, state) })
+		}
 	}
 	p := &proc{t: t, name: name, cmd: cmd, log: logFile, done: make(chan struct{})}
 	go func() { cmd.Wait(); f.Close(); close(p.done) }()
@@ -143,12 +157,75 @@ func randomLetters(t testing.TB, n int) string {
 	return string(b)
 }
 
-// ctl runs hwhealctl against addr and returns its standard output.
+// flagValue is the value of flag in args ("--flag value" or
+// "--flag=value"), "" when absent.
+func flagValue(args []string, flag string) string {
+	for i, a := range args {
+		if a == flag && i+1 < len(args) {
+			return args[i+1]
+		}
+		if v, ok := strings.CutPrefix(a, flag+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// tokenFile is the admin.token of the collector started on addr: a
+// collector without --tokens makes it in its state directory.
+func tokenFile(addr string) (string, bool) {
+	state, ok := collectorStates.Load(addr)
+	if !ok {
+		return "", false
+	}
+	return filepath.Join(state.(string), "admin.token"), true
+}
+
+// fleetToken sends the admin token of the collector on addr with every
+// fleet API call of a gRPC client. The collector writes the token when it
+// starts, so it is read at the first call that finds it, then kept: the
+// latency benchmarks poll every millisecond.
+func fleetToken(t testing.TB, addr string) grpc.DialOption {
+	t.Helper()
+	path, ok := tokenFile(addr)
+	if !ok {
+		t.Fatalf("no collector started on %s", addr)
+	}
+	return grpc.WithPerRPCCredentials(&fileToken{path: path})
+}
+
+type fileToken struct {
+	path  string
+	mu    sync.Mutex
+	token string
+}
+
+func (f *fileToken) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.token == "" {
+		b, err := os.ReadFile(f.path)
+		if err != nil {
+			return nil, err
+		}
+		f.token = strings.TrimSpace(string(b))
+	}
+	return map[string]string{"authorization": "Bearer " + f.token}, nil
+}
+
+func (*fileToken) RequireTransportSecurity() bool { return false }
+
+// ctl runs hwhealctl against addr, with the collector's admin token, and
+// returns its standard output.
 func ctl(t testing.TB, addr string, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "hwhealctl"), append([]string{"--insecure", "--collector", addr}, args...)...)
+	base := []string{"--insecure", "--collector", addr}
+	if path, ok := tokenFile(addr); ok {
+		base = append(base, "--token-file", path)
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "hwhealctl"), append(base, args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -60,7 +60,7 @@ func BenchmarkKmsgToQuery(b *testing.B) {
 	start(b, "hwheal-collector", "--insecure", "--listen", addr, "--state-dir", b.TempDir())
 	start(b, "hwheal-agent", "--insecure", "--collector", addr, "--node", nodeName, "--state-dir", b.TempDir(), "--root", "/")
 
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), fleetToken(b, addr))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -42,10 +42,29 @@ const testVersion = "1.2.3-test"
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // fixture is a real collector on a loopback port with agents connected
-// through AgentService, as hwheal-agent would.
+// through AgentService, as hwheal-agent would. Its fleet API knows two
+// users: alice@ops (admin), whose token hwhealctl passes by default, and
+// vic (viewer).
 type fixture struct {
 	addr   string
 	agents map[string]*agentStream
+	// tokenFile holds alice's token, viewerTokenFile vic's.
+	tokenFile, viewerTokenFile string
+}
+
+const (
+	aliceToken = "alice-token-0123456789abcdef"
+	vicToken   = "vic-token-0123456789abcdef"
+)
+
+// writeFile writes a file of the test's own.
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 type agentStream struct {
@@ -61,7 +80,9 @@ type agentStream struct {
 //	db-1  (rack=r1):         an eth0 reading only
 func startCollector(t *testing.T) *fixture {
 	t.Helper()
-	c, err := collector.New(t.Context(), collector.Config{Listen: "127.0.0.1:0", StateDir: t.TempDir(), RulesDir: t.TempDir(), Insecure: true, Version: "test"})
+	tokens := writeFile(t, "tokens", aliceToken+",alice@ops,admin\n"+vicToken+",vic,viewer\n")
+	c, err := collector.New(t.Context(), collector.Config{Listen: "127.0.0.1:0", StateDir: t.TempDir(), RulesDir: t.TempDir(), Insecure: true, Version: "test",
+		TokensFile: tokens})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +105,8 @@ func startCollector(t *testing.T) *fixture {
 	case err := <-done:
 		t.Fatalf("collector Run: %v", err)
 	}
-	f := &fixture{addr: c.Addr().String(), agents: map[string]*agentStream{}}
+	f := &fixture{addr: c.Addr().String(), agents: map[string]*agentStream{},
+		tokenFile: writeFile(t, "alice.token", aliceToken+"\n"), viewerTokenFile: writeFile(t, "vic.token", vicToken+"\n")}
 	conn, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -177,10 +199,11 @@ func runCtx(ctx context.Context, args ...string) (stdout, stderr string, err err
 	return out.String(), errb.String(), err
 }
 
-// ctl runs a command against the fixture's collector and fails on error.
+// ctl runs a command against the fixture's collector as alice and fails
+// on error.
 func (f *fixture) ctl(t *testing.T, args ...string) string {
 	t.Helper()
-	out, _, err := run(t, append(args, "--collector", f.addr, "--insecure")...)
+	out, _, err := run(t, append(args, "--collector", f.addr, "--insecure", "--token-file", f.tokenFile)...)
 	if err != nil {
 		t.Fatalf("hwhealctl %s: %v", strings.Join(args, " "), err)
 	}
@@ -189,7 +212,7 @@ func (f *fixture) ctl(t *testing.T, args ...string) string {
 
 func (f *fixture) ctlErr(t *testing.T, args ...string) error {
 	t.Helper()
-	out, _, err := run(t, append(args, "--collector", f.addr, "--insecure")...)
+	out, _, err := run(t, append(args, "--collector", f.addr, "--insecure", "--token-file", f.tokenFile)...)
 	if err == nil {
 		t.Fatalf("hwhealctl %s succeeded, printing %q", strings.Join(args, " "), out)
 	}
@@ -232,7 +255,7 @@ func column(rows [][]string, i int) []string {
 	return out
 }
 
-var nodeHeader = []string{"NAME", "HEALTH", "CONNECTED", "OPEN", "FAULTS", "LAST", "SEEN", "LABELS"}
+var nodeHeader = []string{"NAME", "HEALTH", "SERVICE", "CONNECTED", "OPEN", "FAULTS", "LAST", "SEEN", "LABELS"}
 
 func TestNodes(t *testing.T) {
 	f := startCollector(t)
@@ -241,13 +264,17 @@ func TestNodes(t *testing.T) {
 		rows := table(t, f.ctl(t, "nodes"), nodeHeader...)
 		got := map[string]string{}
 		for _, r := range rows {
-			if len(r) != 6 {
-				t.Fatalf("row %q: want 6 fields", r)
+			if len(r) != 7 {
+				t.Fatalf("row %q: want 7 fields", r)
 			}
-			if _, err := time.Parse(time.RFC3339, r[4]); err != nil {
+			if _, err := time.Parse(time.RFC3339, r[5]); err != nil {
 				t.Errorf("row %q: last seen: %v", r, err)
 			}
-			got[r[0]] = strings.Join([]string{r[1], r[2], r[3], r[5]}, " ")
+			// A node from before remediation reads as in service.
+			if r[2] != "in_service" {
+				t.Errorf("row %q: service state", r)
+			}
+			got[r[0]] = strings.Join([]string{r[1], r[3], r[4], r[6]}, " ")
 		}
 		want := map[string]string{
 			"web-1": "faulty yes 1 rack=r1,zone=a",
@@ -345,6 +372,8 @@ func TestNode(t *testing.T) {
 	for _, want := range []string{
 		"Name:           web-1\n",
 		"Health:         faulty (since ",
+		"Service:        in_service (since ",
+		"Guard:          none announced (the agent runs no actions)\n",
 		"Connected:      yes\n",
 		"Labels:         rack=r1,zone=a\n",
 		"Agent version:  0.9.1\n",
@@ -563,7 +592,7 @@ func TestEvents(t *testing.T) {
 		root := NewRoot(testVersion, &out, &out)
 		// --after 0: replay from the start, then follow (without --after a
 		// follow shows only new events).
-		root.SetArgs([]string{"events", "--follow", "--after", "0", "--collector", f.addr, "--insecure"})
+		root.SetArgs([]string{"events", "--follow", "--after", "0", "--collector", f.addr, "--insecure", "--token-file", f.tokenFile})
 		done := make(chan error, 1)
 		go func() { done <- root.ExecuteContext(ctx) }()
 
@@ -630,10 +659,10 @@ func TestGlobalFlags(t *testing.T) {
 			t.Errorf("version printed %q, %v", out, err)
 		}
 	})
-	t.Run("output yaml", func(t *testing.T) {
-		for _, args := range [][]string{{"nodes", "-o", "yaml"}, {"rules", "list", "--output", "yaml"}, {"events", "-o", ""}} {
+	t.Run("bad output", func(t *testing.T) {
+		for _, args := range [][]string{{"nodes", "-o", "xml"}, {"rules", "list", "--output", "toml"}, {"events", "-o", ""}} {
 			_, _, err := run(t, args...)
-			wantErr(t, err, "table or json")
+			wantErr(t, err, "table, json or yaml")
 		}
 	})
 	t.Run("insecure required", func(t *testing.T) {
@@ -846,10 +875,16 @@ func TestFaultAckResolve(t *testing.T) {
 	}
 	id := faults[0]["id"].(string) // uint64 is a string in protojson
 
-	t.Setenv("HWHEAL_ACTOR", "alice@ops")
+	// The collector records the token's user, whatever the client says.
 	wantErr(t, f.ctlErr(t, "faults", "ack", id), "--reason is required")
 	wantErr(t, f.ctlErr(t, "faults", "ack", "x1", "--reason", "r"), "want a positive number")
 	wantErr(t, f.ctlErr(t, "faults", "ack", "999999", "--reason", "r"), "not_found")
+	// A viewer may look, not acknowledge: the denial says which role is
+	// missing.
+	_, _, err := run(t, "faults", "ack", id, "--reason", "r", "--collector", f.addr, "--insecure", "--token-file", f.viewerTokenFile)
+	if err == nil || err.Error() != "permission_denied: AcknowledgeFault needs role operator; vic has viewer" {
+		t.Errorf("viewer ack: %v", err)
+	}
 
 	rows := table(t, f.ctl(t, "faults", "ack", id, "--reason", "on it"), faultHeader...)
 	if len(rows) != 1 || !slices.Contains(rows[0], "acked") {

@@ -79,8 +79,8 @@ func newEventsCmd(o *options) *cobra.Command {
 }
 
 func writeEvent(o *options, ev *hwhealv1.Event) error {
-	if o.output == "json" {
-		return writeJSONLine(o.stdout, ev)
+	if o.structured() {
+		return o.writeItem(ev)
 	}
 	line := fmt.Sprintf("%d  %s  %-20s %s", ev.GetId(), timeString(ev.GetTime()), eventTypeName(ev.GetType()), ev.GetNode())
 	switch ev.GetType() {
@@ -89,6 +89,17 @@ func writeEvent(o *options, ev *hwhealv1.Event) error {
 	case hwhealv1.EventType_EVENT_TYPE_FAULT_OPENED, hwhealv1.EventType_EVENT_TYPE_FAULT_UPDATED, hwhealv1.EventType_EVENT_TYPE_FAULT_RESOLVED:
 		f := ev.GetFault()
 		line += fmt.Sprintf("  %s %s %s x%d  %s", f.GetFaultClass(), severityName(f.GetSeverity()), partString(f.GetPart()), f.GetCount(), f.GetSummary())
+	case hwhealv1.EventType_EVENT_TYPE_ACTION_CHANGED:
+		a := ev.GetAction()
+		line += fmt.Sprintf("  %s %s %s", a.GetId(), actionTypeName(a.GetType()), actionStateName(a.GetState()))
+	case hwhealv1.EventType_EVENT_TYPE_NODE_SERVICE_CHANGED:
+		line += fmt.Sprintf("  %s -> %s", serviceName(ev.GetOldService()), serviceName(ev.GetNewService()))
+	}
+	if ev.GetActor() != "" {
+		line += "  by " + ev.GetActor()
+	}
+	if ev.GetReason() != "" {
+		line += ": " + ev.GetReason()
 	}
 	_, err := fmt.Fprintln(o.stdout, line)
 	return err

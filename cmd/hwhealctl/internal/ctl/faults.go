@@ -54,8 +54,8 @@ func newFaultsCmd(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if o.output == "json" {
-				return writeJSONList(o.stdout, faults)
+			if o.structured() {
+				return writeList(o, faults)
 			}
 			return writeFaultTable(o.stdout, faults)
 		},
@@ -93,8 +93,8 @@ func newFaultCmd(o *options) *cobra.Command {
 			if err != nil {
 				return rpcError(err)
 			}
-			if o.output == "json" {
-				return writeJSON(o.stdout, resp.GetFault())
+			if o.structured() {
+				return o.write(resp.GetFault())
 			}
 			return writeFaultDetail(o.stdout, resp.GetFault())
 		},
@@ -147,8 +147,8 @@ func newFaultNoteCmd(o *options, verb, short string) *cobra.Command {
 				}
 				fr = resp.GetFault()
 			}
-			if o.output == "json" {
-				return writeJSON(o.stdout, fr)
+			if o.structured() {
+				return o.write(fr)
 			}
 			return writeFaultTable(o.stdout, []*hwhealv1.FaultRecord{fr})
 		},

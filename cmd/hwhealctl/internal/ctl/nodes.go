@@ -11,14 +11,15 @@ import (
 )
 
 func newNodesCmd(o *options) *cobra.Command {
-	var health []string
+	var health, service []string
 	var labels map[string]string
 	var class string
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "nodes",
-		Short: "List nodes with their health",
+		Short: "List nodes with their health and service state",
 		Example: `  hwhealctl nodes --health faulty,suspect
+  hwhealctl nodes --service offline,draining
   hwhealctl nodes --label rack=r12 -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -29,6 +30,13 @@ func newNodesCmd(o *options) *cobra.Command {
 					return fmt.Errorf("--health %q: use healthy, suspect or faulty", h)
 				}
 				req.Health = append(req.Health, hwhealv1.NodeHealth(v))
+			}
+			for _, s := range service {
+				v, ok := hwhealv1.ServiceState_value["SERVICE_STATE_"+strings.ToUpper(strings.TrimSpace(s))]
+				if !ok || v == 0 {
+					return fmt.Errorf("--service %q: use in_service, draining, offline, rebooting or migrating", s)
+				}
+				req.ServiceStates = append(req.ServiceStates, hwhealv1.ServiceState(v))
 			}
 			c, done, err := o.dial()
 			if err != nil {
@@ -48,13 +56,13 @@ func newNodesCmd(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if o.output == "json" {
-				return writeJSONList(o.stdout, nodes)
+			if o.structured() {
+				return writeList(o, nodes)
 			}
-			tw := newTable(o.stdout, "NAME", "HEALTH", "CONNECTED", "OPEN FAULTS", "LAST SEEN", "LABELS")
+			tw := newTable(o.stdout, "NAME", "HEALTH", "SERVICE", "CONNECTED", "OPEN FAULTS", "LAST SEEN", "LABELS")
 			for _, n := range nodes {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", n.GetName(), healthName(n.GetHealth()), yesNo(n.GetConnected()),
-					n.GetOpenFaults(), timeString(n.GetLastSeen()), labelsString(n.GetLabels()))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", n.GetName(), healthName(n.GetHealth()), serviceName(n.GetServiceState()),
+					yesNo(n.GetConnected()), n.GetOpenFaults(), timeString(n.GetLastSeen()), labelsString(n.GetLabels()))
 			}
 			return tw.Flush()
 		},
@@ -62,6 +70,7 @@ func newNodesCmd(o *options) *cobra.Command {
 	f := cmd.Flags()
 	f.StringSliceVar(&health, "health", nil, "only nodes in these states (healthy, suspect, faulty)")
 	f.StringToStringVar(&labels, "label", nil, "only nodes with these labels (k=v, repeatable)")
+	f.StringSliceVar(&service, "service", nil, "only nodes in these service states (in_service, draining, offline, rebooting, migrating)")
 	f.StringVar(&class, "class", "", "only nodes with an open fault of this class")
 	f.IntVar(&limit, "limit", 0, "at most this many nodes (0: all)")
 	return cmd
@@ -70,7 +79,7 @@ func newNodesCmd(o *options) *cobra.Command {
 func newNodeCmd(o *options) *cobra.Command {
 	return &cobra.Command{
 		Use:   "node NAME",
-		Short: "Show one node: health, labels, inventory, open faults and latest readings",
+		Short: "Show one node: health, service state, the agent's guard, labels, inventory, open faults and latest readings",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, done, err := o.dial()
@@ -84,13 +93,15 @@ func newNodeCmd(o *options) *cobra.Command {
 			if err != nil {
 				return rpcError(err)
 			}
-			if o.output == "json" {
-				return writeJSON(o.stdout, resp)
+			if o.structured() {
+				return o.write(resp)
 			}
 			n := resp.GetNode()
 			w := o.stdout
 			fmt.Fprintf(w, "Name:           %s\n", n.GetName())
 			fmt.Fprintf(w, "Health:         %s (since %s)\n", healthName(n.GetHealth()), timeString(n.GetHealthChanged()))
+			fmt.Fprintf(w, "Service:        %s (since %s)\n", serviceName(n.GetServiceState()), timeString(n.GetServiceChanged()))
+			fmt.Fprintf(w, "Guard:          %s\n", guardString(n.GetGuard()))
 			fmt.Fprintf(w, "Connected:      %s\n", yesNo(n.GetConnected()))
 			fmt.Fprintf(w, "Labels:         %s\n", labelsString(n.GetLabels()))
 			fmt.Fprintf(w, "Agent version:  %s\n", n.GetAgentVersion())
@@ -125,6 +136,28 @@ func newNodeCmd(o *options) *cobra.Command {
 			return tw.Flush()
 		},
 	}
+}
+
+// guardString says what the node's agent lets remediation do.
+func guardString(g *hwhealv1.ActionGuard) string {
+	if g == nil {
+		return "none announced (the agent runs no actions)"
+	}
+	var allowed []string
+	for _, t := range g.GetAllowed() {
+		allowed = append(allowed, actionTypeName(t))
+	}
+	s := "allows none"
+	if len(allowed) > 0 {
+		s = "allows " + strings.Join(allowed, ",")
+	}
+	s += "; dry run " + yesNo(g.GetDryRun())
+	if g.GetMaxReboots() > 0 {
+		s += fmt.Sprintf("; at most %d reboots in %s", g.GetMaxReboots(), g.GetRebootWindow().AsDuration())
+	} else {
+		s += "; no reboot limit"
+	}
+	return s
 }
 
 // paginate calls page until the listing ends or limit items were fetched.

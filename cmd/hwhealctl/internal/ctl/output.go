@@ -13,16 +13,43 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	"gopkg.in/yaml.v3"
 
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
+	"github.com/hwheal/hwheal/remediation/action"
 )
 
 // jsonOpts is how every proto leaves hwhealctl: field names as in the
 // .proto (snake_case), so jq filters match the documentation.
 var jsonOpts = protojson.MarshalOptions{UseProtoNames: true}
 
-// writeJSONList prints messages as one JSON array.
-func writeJSONList[M proto.Message](w io.Writer, msgs []M) error {
+// Output formats.
+const (
+	outTable = "table"
+	outJSON  = "json"
+	outYAML  = "yaml"
+)
+
+// structured reports whether -o asks for data (JSON or YAML) rather than
+// a table for people.
+func (o *options) structured() bool { return o.output == outJSON || o.output == outYAML }
+
+// write prints one value as -o asks: indented JSON, or YAML with the same
+// field names (YAML is made from the JSON, so the two never disagree). v
+// is a proto message, a json.RawMessage, or any value encoding/json takes.
+func (o *options) write(v any) error {
+	b, err := toJSON(v)
+	if err != nil {
+		return err
+	}
+	if o.output == outYAML {
+		return writeYAML(o.stdout, b, false)
+	}
+	return writeIndented(o.stdout, json.RawMessage(b))
+}
+
+// writeList prints messages as one list.
+func writeList[M proto.Message](o *options, msgs []M) error {
 	raw := make([]json.RawMessage, len(msgs))
 	for i, m := range msgs {
 		b, err := jsonOpts.Marshal(m)
@@ -31,23 +58,18 @@ func writeJSONList[M proto.Message](w io.Writer, msgs []M) error {
 		}
 		raw[i] = b
 	}
-	return writeIndented(w, raw)
+	return o.write(raw)
 }
 
-// writeJSON prints one message.
-func writeJSON(w io.Writer, m proto.Message) error {
-	b, err := jsonOpts.Marshal(m)
+// writeItem prints one item of a stream: a JSON object on one line, or
+// one YAML document.
+func (o *options) writeItem(v any) error {
+	b, err := toJSON(v)
 	if err != nil {
 		return err
 	}
-	return writeIndented(w, json.RawMessage(b))
-}
-
-// writeJSONLine prints one message on one line (streams).
-func writeJSONLine(w io.Writer, m proto.Message) error {
-	b, err := jsonOpts.Marshal(m)
-	if err != nil {
-		return err
+	if o.output == outYAML {
+		return writeYAML(o.stdout, b, true)
 	}
 	// protojson may vary its spacing to discourage byte comparisons;
 	// compacting gives one stable line.
@@ -56,14 +78,61 @@ func writeJSONLine(w io.Writer, m proto.Message) error {
 		return err
 	}
 	out.WriteByte('\n')
-	_, err = w.Write(out.Bytes())
+	_, err = o.stdout.Write(out.Bytes())
 	return err
+}
+
+func toJSON(v any) ([]byte, error) {
+	switch v := v.(type) {
+	case proto.Message:
+		return jsonOpts.Marshal(v)
+	case json.RawMessage:
+		return v, nil
+	}
+	return json.Marshal(v)
 }
 
 func writeIndented(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// writeYAML prints a JSON document as YAML, keeping its field order;
+// doc starts it with "---" (one document of a stream).
+func writeYAML(w io.Writer, js []byte, doc bool) error {
+	var n yaml.Node
+	if err := yaml.Unmarshal(js, &n); err != nil {
+		return fmt.Errorf("yaml output: %w", err)
+	}
+	blockStyle(&n)
+	var buf bytes.Buffer
+	if doc {
+		buf.WriteString("---\n")
+	}
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&n); err != nil {
+		return fmt.Errorf("yaml output: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return err
+	}
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// blockStyle drops JSON's flow style and quotes: the encoder quotes only
+// the strings that would otherwise read as another type ("123", "true"),
+// and multi-line text (step output) becomes a literal block.
+func blockStyle(n *yaml.Node) {
+	n.Style = 0
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" && strings.Contains(n.Value, "\n") {
+		n.Style = yaml.LiteralStyle
+	}
+	for _, c := range n.Content {
+		blockStyle(c)
+	}
 }
 
 func newTable(w io.Writer, header ...string) *tabwriter.Writer {
@@ -142,4 +211,63 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n-1] + "…"
+}
+
+func actionTypeName(t hwhealv1.ActionType) string {
+	if n := action.TypeName(t); n != "" {
+		return n
+	}
+	return "-"
+}
+
+// actionStateName turns ACTION_STATE_AWAITING_APPROVAL into
+// "awaiting_approval", the spelling --state takes.
+func actionStateName(s hwhealv1.ActionState) string { return enumName(s.String(), "ACTION_STATE_") }
+
+// serviceName reads UNSPECIFIED (a node from before remediation) as
+// in_service, as the collector does.
+func serviceName(s hwhealv1.ServiceState) string {
+	return enumName(action.Normal(s).String(), "SERVICE_STATE_")
+}
+
+// approvalName is the policy's spelling: auto, required, two-person.
+func approvalName(m hwhealv1.ApprovalMode) string {
+	if m == hwhealv1.ApprovalMode_APPROVAL_MODE_UNSPECIFIED {
+		return "-"
+	}
+	return strings.ReplaceAll(enumName(m.String(), "APPROVAL_MODE_"), "_", "-")
+}
+
+func expiryName(e hwhealv1.ExpiryOutcome) string { return enumName(e.String(), "EXPIRY_OUTCOME_") }
+
+// ageString is a duration in one or two units, as a table column:
+// 45s, 12m, 3h20m, 5d.
+func ageString(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 24*time.Hour:
+		h := int(d.Hours())
+		if m := int(d.Minutes()) - 60*h; m > 0 {
+			return fmt.Sprintf("%dh%dm", h, m)
+		}
+		return fmt.Sprintf("%dh", h)
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+// noteString is who, when (UTC) and why.
+func noteString(n *hwhealv1.ActionNote) string { return noteAt(n, timeString(n.GetTime())) }
+
+// noteAt is who, when and why, with when as the caller writes it.
+func noteAt(n *hwhealv1.ActionNote, when string) string {
+	s := n.GetActor() + " at " + when
+	if n.GetReason() != "" {
+		s += ": " + n.GetReason()
+	}
+	return s
 }

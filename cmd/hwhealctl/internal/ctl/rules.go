@@ -35,7 +35,7 @@ func newRulesListCmd(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if o.output == "json" {
+			if o.structured() {
 				type row struct {
 					Name       string `json:"name"`
 					Kind       string `json:"kind"`
@@ -55,7 +55,7 @@ func newRulesListCmd(o *options) *cobra.Command {
 					rows = append(rows, row{r.Name, string(r.Kind), r.Class, severityName(r.Severity), modeName(r.Mode),
 						clearString(r.ClearAfter), r.Enabled, partKindName(r.Part), r.Source, r.Sample, r.File, r.Line})
 				}
-				return writeIndented(o.stdout, rows)
+				return o.write(rows)
 			}
 			tw := newTable(o.stdout, "NAME", "KIND", "CLASS", "SEVERITY", "MODE", "CLEARS", "PART")
 			for _, r := range rs.Rules() {
@@ -131,11 +131,14 @@ does. Counts go to standard error.`,
 			if err != nil {
 				return err
 			}
-			asJSON := o.output == "json" || !cmd.Flags().Changed("output")
+			asJSON := o.output == outJSON || !cmd.Flags().Changed("output")
 			var out []replay.Record
 			emit := func(r replay.Record) error {
 				if asJSON {
 					return replay.WriteJSONLine(o.stdout, r)
+				}
+				if o.output == outYAML {
+					return o.writeItem(r)
 				}
 				out = append(out, r)
 				return nil
@@ -144,7 +147,7 @@ does. Counts go to standard error.`,
 				Match:        rs.Match,
 				NewEvaluator: func() replay.Evaluator { return detect.NewEvaluator(rs, detect.EvaluatorOptions{}) },
 			}, replay.Options{Format: f, Parser: o.replayClock, Stdin: os.Stdin, KeepGoing: keepGoing}, emit)
-			if !asJSON {
+			if o.output == outTable && cmd.Flags().Changed("output") {
 				tw := newTable(o.stdout, "FILE:LINE", "CLASS", "SEVERITY", "PART", "SUMMARY")
 				for _, r := range out {
 					part := r.Part.Kind
@@ -229,7 +232,7 @@ wrong.`,
 				Kernel *replay.KernelReport      `json:"kernel_log,omitempty"`
 			}
 			tables := io.Writer(o.stdout)
-			if o.output == "json" {
+			if o.structured() {
 				tables = io.Discard
 			}
 			if len(csvs) > 0 {
@@ -259,8 +262,8 @@ wrong.`,
 					return err
 				}
 			}
-			if o.output == "json" {
-				return writeIndented(o.stdout, result)
+			if o.structured() {
+				return o.write(result)
 			}
 			return nil
 		},
