@@ -452,8 +452,10 @@ func (c *Collector) Run(ctx context.Context) error {
 // planner something to do.
 func wakesPlanner(t hwhealv1.EventType) bool {
 	switch t {
+	// Not FAULT_UPDATED: the most frequent event of all, and new evidence
+	// of an open fault can wait for the planner's interval.
 	case hwhealv1.EventType_EVENT_TYPE_FAULT_OPENED, hwhealv1.EventType_EVENT_TYPE_FAULT_REOPENED,
-		hwhealv1.EventType_EVENT_TYPE_FAULT_UPDATED, hwhealv1.EventType_EVENT_TYPE_FAULT_RESOLVED,
+		hwhealv1.EventType_EVENT_TYPE_FAULT_RESOLVED,
 		hwhealv1.EventType_EVENT_TYPE_NODE_CONNECTED, hwhealv1.EventType_EVENT_TYPE_NODE_REBOOTED,
 		hwhealv1.EventType_EVENT_TYPE_REMEDIATION_RESUMED:
 		return true

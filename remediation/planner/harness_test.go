@@ -23,7 +23,7 @@ var t0 = time.Date(2026, 12, 8, 10, 0, 0, 0, time.UTC)
 // and agents the test plays: hellos, fault reports and action updates go
 // into the store the way ingest puts them there.
 type world struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	st      *sqlite.Store
 	p       *Planner
@@ -36,7 +36,7 @@ type world struct {
 	events  []*hwhealv1.Event
 }
 
-func newWorld(t *testing.T, policyYAML string) *world {
+func newWorld(t testing.TB, policyYAML string) *world {
 	t.Helper()
 	ctx := context.Background()
 	w := &world{t: t, ctx: ctx, now: t0, seq: map[string]uint64{}, sent: map[string][]*hwhealv1.ActionOrder{}, offline: map[string]bool{}}
