@@ -11,7 +11,9 @@ import (
 
 // ErrConflict is returned by ChangeAction when the action is not in one of
 // the states the change expected: another writer (an agent's update, an
-// operator, the planner) moved it first. The caller reads it again.
+// operator, the planner) moved it first; or when an automatic action's
+// node is no longer in the boot it was planned in at its dispatch. The
+// caller reads it again.
 var ErrConflict = errors.New("action changed meanwhile")
 
 // ErrExists is returned by CreateAction for an id already stored.
@@ -154,10 +156,16 @@ type Remediation interface {
 	// record of kind AuditKind(To) (e.g. "action.approved"), and changes
 	// the node's service state as action.ServiceAt says
 	// (NODE_SERVICE_CHANGED). On the move to DISPATCHED it sets dispatched
-	// and overwrites planned_boot_id and planned_service with the node's
-	// current ones, the state ServiceAt later restores; on the move to a
-	// final state it sets finished. A change that changes nothing records
-	// nothing and returns no event. ErrNotFound, ErrConflict.
+	// and sets planned_service to the node's current service state, the
+	// state ServiceAt later restores. An automatic action (rule set) with
+	// a planned_boot_id keeps it: when the node's current boot id differs
+	// (it rebooted since the planner checked it), the move fails with
+	// ErrConflict and nothing is written, so that the order never carries
+	// a boot the planner did not check (the agent refuses an order for a
+	// boot other than its own). A manual action, or one without a planned
+	// boot, takes the node's current boot id. On the move to a final state
+	// it sets finished. A change that changes nothing records nothing and
+	// returns no event. ErrNotFound, ErrConflict.
 	ChangeAction(ctx context.Context, ch ActionChange) (*hwhealv1.Action, []*hwhealv1.Event, error)
 	// GetAction returns one action with its steps (ErrNotFound).
 	GetAction(ctx context.Context, id string) (*hwhealv1.Action, error)

@@ -128,7 +128,12 @@ type Batch struct {
 	// not resolve a fresh fault, nor one a year ahead keep it open forever.
 	// A fault's first and last seen keep the agent's times (for display,
 	// and to compare with its readings, which carry the same clock), or
-	// Received when a report has none.
+	// Received when a report has none. Its received and opened
+	// (FaultRecord) are on the collector's clock, for remediation to
+	// compare with its own times: received is the latest Received of the
+	// batches that reported the fault (by an agent report or a derived
+	// fault), opened the Received of the batch that opened it or last
+	// reopened it, kept across updates.
 	Received time.Time
 }
 

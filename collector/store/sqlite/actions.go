@@ -255,6 +255,14 @@ func changeAction(ctx context.Context, st *txStmts, ch store.ActionChange, at ti
 			if err != nil {
 				return nil, nil, err
 			}
+			// The planner checked an automatic action against a snapshot
+			// of the node in the boot it was planned in; a hello of a new
+			// boot since then must not be adopted here, or the agent's
+			// refusal of an order for another boot guards nothing.
+			if planned := a.GetPlannedBootId(); a.GetRule() != "" && planned != "" && boot != planned {
+				return nil, nil, fmt.Errorf("node %q is in boot %q, the action was planned in boot %q: %w",
+					a.GetNode(), boot, planned, store.ErrConflict)
+			}
 			a.Dispatched = timestamppb.New(at)
 			a.PlannedBootId, a.PlannedService = boot, svc
 			d.str("planned_boot_id", boot).str("planned_service", serviceName(svc))

@@ -119,8 +119,10 @@ type pendingFault struct {
 	rec         *hwhealv1.FaultRecord
 	first, last time.Time // the agent's clock
 	// received is when the collector received the latest report merged
-	// (nanoseconds, its own clock): quiet time counts from it.
-	received int64
+	// (nanoseconds, its own clock): quiet time counts from it. opened is
+	// when it received the report that opened the fault or last reopened
+	// it (see migration 0006).
+	received, opened int64
 	// source is the observation source of the latest derived report
 	// merged, kept across agent reports and reopens ("" if none): see
 	// store.DerivedFault.
@@ -381,13 +383,13 @@ func loadFault(ctx context.Context, st *txStmts, node string, key faultKey) (*pe
 	var (
 		id, state, sev, count, first, last, kseq int64
 		resolved, clearAfter, reopened           int64
-		received                                 int64
+		received, opened                         int64
 		rule, summary, kboot, source             string
 		self                                     bool
 		ack                                      []byte
 	)
 	err := st.s(sFaultLast).QueryRowContext(ctx, node, key.class, key.part).Scan(&id, &state, &sev, &count, &first, &last, &rule, &summary,
-		&kboot, &kseq, &resolved, &self, &clearAfter, &reopened, &ack, &received, &source)
+		&kboot, &kseq, &resolved, &self, &clearAfter, &reopened, &ack, &received, &opened, &source)
 	if errors.Is(err, sql.ErrNoRows) {
 		return newFault(node, key), nil
 	}
@@ -415,6 +417,7 @@ func loadFault(ctx context.Context, st *txStmts, node string, key faultKey) (*pe
 			first:    time.Unix(0, first),
 			last:     time.Unix(0, last),
 			received: received,
+			opened:   opened,
 			source:   source,
 			kmsgBoot: kboot,
 			kmsgSeq:  uint64(kseq), // stored as the int64 bit pattern
@@ -468,7 +471,8 @@ func (pf *pendingFault) seen(f *hwhealv1.Fault) bool {
 // sets them from its rules.
 //
 // The first report merged into a fault with no open row decides whether it
-// reopens the newest resolved row of its key or opens a new one.
+// reopens the newest resolved row of its key or opens a new one; either
+// way the fault opened when the collector received it.
 func (pf *pendingFault) merge(f *hwhealv1.Fault, t time.Time, received int64, source string) {
 	if !pf.merged && pf.isNew {
 		if pf.prev.reopenedBy(received) {
@@ -482,6 +486,7 @@ func (pf *pendingFault) merge(f *hwhealv1.Fault, t time.Time, received int64, so
 		} else {
 			pf.first, pf.last = t, t
 		}
+		pf.opened = received
 	}
 	r := pf.rec
 	pf.merged = true
@@ -522,6 +527,7 @@ func (pf *pendingFault) merge(f *hwhealv1.Fault, t time.Time, received int64, so
 func (pf *pendingFault) store(ctx context.Context, st *txStmts, node string, conn nodeConn) error {
 	r := pf.rec
 	r.FirstSeen, r.LastSeen = timestamppb.New(pf.first), timestamppb.New(pf.last)
+	r.Received, r.Opened = tsFromNanos(pf.received), tsFromNanos(pf.opened)
 	r.ClearAfter = clearAfterPB(pf.clearAfter, r.Reopened)
 	due := conn.dueAt(pf.received, pf.clearAfter, r.Reopened)
 	part, err := marshal(r.Part)
@@ -541,7 +547,7 @@ func (pf *pendingFault) store(ctx context.Context, st *txStmts, node string, con
 	if pf.isNew {
 		res, err := st.s(sFaultInsert).ExecContext(ctx, node, pf.key.class, pf.key.part, nullBytes(part), int64(r.Severity), r.Rule,
 			int64(r.Count), nanos(pf.first), nanos(pf.last), r.Summary, nullBytes(ev), pf.kmsgBoot, int64(pf.kmsgSeq),
-			int64(r.Mode), int64(pf.clearAfter), due, pf.received, pf.source)
+			int64(r.Mode), int64(pf.clearAfter), due, pf.received, pf.source, pf.opened)
 		if err != nil {
 			return fmt.Errorf("insert fault %s on %s: %w", pf.key.class, pf.key.part, err)
 		}
@@ -558,7 +564,7 @@ func (pf *pendingFault) store(ctx context.Context, st *txStmts, node string, con
 	}
 	if _, err := st.s(upd).ExecContext(ctx, int64(r.Id), nullBytes(part), int64(r.Severity), r.Rule,
 		int64(r.Count), nanos(pf.first), nanos(pf.last), r.Summary, nullBytes(ev), pf.kmsgBoot, int64(pf.kmsgSeq),
-		int64(r.Mode), int64(pf.clearAfter), int64(r.Reopened), due, pf.received, pf.source); err != nil {
+		int64(r.Mode), int64(pf.clearAfter), int64(r.Reopened), due, pf.received, pf.source, pf.opened); err != nil {
 		return fmt.Errorf("update fault %d: %w", r.Id, err)
 	}
 	if r.Part != nil && r.Evidence != nil {

@@ -340,3 +340,108 @@ func TestMigration0004(t *testing.T) {
 		t.Errorf("fault 1 %v, %v: want last_seen the agent's %v", f, err, last.Add(ahead))
 	}
 }
+
+// TestMigration0006 opens a version 5 database: each fault opened when the
+// event that opened or last reopened it was recorded (the receipt of that
+// batch, on the collector's clock), or, with no such event left, at its
+// latest receipt; events of other kinds and of other faults do not count,
+// whatever their time. A report after the upgrade keeps that time.
+func TestMigration0006(t *testing.T) {
+	known, err := loadMigrations(migrationFiles, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "db")
+	db := rawWriter(t, path)
+	if _, err := migrate(t.Context(), db, known[:5], time.Unix(0, 0), discard()); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	minute := func(m int) int64 { return t0.Add(time.Duration(m) * time.Minute).UnixNano() }
+	agent := t0.Add(-7 * time.Hour).UnixNano() // an agent clock far behind
+	const (
+		opened     = int64(hwhealv1.EventType_EVENT_TYPE_FAULT_OPENED)
+		updated    = int64(hwhealv1.EventType_EVENT_TYPE_FAULT_UPDATED)
+		resolved   = int64(hwhealv1.EventType_EVENT_TYPE_FAULT_RESOLVED)
+		acked      = int64(hwhealv1.EventType_EVENT_TYPE_FAULT_ACKNOWLEDGED)
+		reopened   = int64(hwhealv1.EventType_EVENT_TYPE_FAULT_REOPENED)
+		escalated  = int64(hwhealv1.EventType_EVENT_TYPE_REMEDIATION_ESCALATED)
+		sevWarning = int64(hwhealv1.Severity_SEVERITY_WARNING)
+	)
+	part := func(name string) string { return partKey(diskPart(name)) }
+	stmts := []string{
+		fmt.Sprintf(`INSERT INTO nodes (name, health, connected, connected_at, first_seen, last_seen, open_faults, boot_id) VALUES ('n1', 2, 1, %d, 0, %d, 3, 'b1')`, minute(0), minute(90)),
+		`INSERT INTO streams (node, stream_id, acked_seq) VALUES ('n1', 's1', 10)`,
+	}
+	fault := func(id int, name string, state int, received int64) string {
+		return fmt.Sprintf(`INSERT INTO faults (id, node, class, part_key, severity, state, count, first_seen, last_seen, received, mode, clear_after)
+			VALUES (%d, 'n1', 'disk.io_error', '%s', %d, %d, 3, %d, %d, %d, 1, %d)`, id, part(name), sevWarning, state, agent, agent, received, int64(24*time.Hour))
+	}
+	stmts = append(stmts,
+		fault(1, "sda", 1, minute(80)), // opened, updated, acknowledged and escalated since
+		fault(2, "sdb", 1, minute(85)), // opened, resolved, reopened, updated
+		fault(3, "sdc", 1, minute(70)), // its events gone
+		fault(4, "sdd", 2, minute(30)), // resolved
+	)
+	for _, e := range []struct {
+		typ, fault int64
+		min        int
+	}{
+		{opened, 1, 10}, {opened, 2, 11}, {opened, 4, 12},
+		{resolved, 2, 20}, {updated, 1, 21}, {reopened, 2, 40}, {resolved, 4, 30},
+		{acked, 1, 50}, {updated, 2, 85}, {updated, 1, 80}, {escalated, 1, 88},
+	} {
+		stmts = append(stmts, fmt.Sprintf(`INSERT INTO events (time, type, node, fault_id, data) VALUES (%d, %d, 'n1', %d, x'')`, minute(e.min), e.typ, e.fault))
+	}
+	// An event of a node (no fault), newer than every fault's.
+	stmts = append(stmts, fmt.Sprintf(`INSERT INTO events (time, type, node, data) VALUES (%d, %d, 'n1', x'')`, minute(89), int64(hwhealv1.EventType_EVENT_TYPE_NODE_CONNECTED)))
+	for _, q := range stmts {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	s, err := Open(t.Context(), path, Options{})
+	if err != nil {
+		t.Fatalf("Open of a version 5 database: %v", err)
+	}
+	defer s.Close()
+	want := map[uint64]struct{ received, opened int64 }{
+		1: {minute(80), minute(10)},
+		2: {minute(85), minute(40)},
+		3: {minute(70), minute(70)},
+		4: {minute(30), minute(12)},
+	}
+	faults, _, err := s.ListFaults(t.Context(), store.FaultFilter{AllStates: true}, store.Page{})
+	if err != nil || len(faults) != len(want) {
+		t.Fatalf("faults after upgrade = %v, %v; want %d", faults, err, len(want))
+	}
+	for _, f := range faults {
+		w := want[f.GetId()]
+		if got := f.GetReceived().AsTime().UnixNano(); f.GetReceived() == nil || got != w.received {
+			t.Errorf("fault %d: received %v, want %v", f.GetId(), f.GetReceived().AsTime(), time.Unix(0, w.received).UTC())
+		}
+		if got := f.GetOpened().AsTime().UnixNano(); f.GetOpened() == nil || got != w.opened {
+			t.Errorf("fault %d: opened %v, want %v", f.GetId(), f.GetOpened().AsTime(), time.Unix(0, w.opened).UTC())
+		}
+		if g, err := s.GetFault(t.Context(), f.GetId()); err != nil || !proto.Equal(g, f) {
+			t.Errorf("GetFault(%d) = %v, %v; want the listed %v", f.GetId(), g, err, f)
+		}
+	}
+
+	// A report of fault 2 after the upgrade: received moves, opened stays.
+	recv := t0.Add(100 * time.Minute)
+	res, err := s.Apply(t.Context(), []store.Batch{{Node: "n1", StreamID: "s1", Received: recv,
+		Reports: []*hwhealv1.Report{clearFault(11, "disk.io_error", diskPart("sdb"), time.Unix(0, agent), durationpb.New(24*time.Hour))}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evs := res[0].Events; len(evs) != 1 || evs[0].GetType() != hwhealv1.EventType_EVENT_TYPE_FAULT_UPDATED || evs[0].GetFault().GetId() != 2 {
+		t.Fatalf("report after upgrade: events %v, want fault 2 updated", evs)
+	}
+	f := res[0].Events[0].GetFault()
+	if !f.GetReceived().AsTime().Equal(recv) || f.GetOpened().AsTime().UnixNano() != minute(40) {
+		t.Errorf("fault 2 after a report: received %v, opened %v; want %v, %v", f.GetReceived().AsTime(), f.GetOpened().AsTime(), recv, time.Unix(0, minute(40)).UTC())
+	}
+}

@@ -27,9 +27,10 @@ func scanFault(sc scanner) (*hwhealv1.FaultRecord, error) {
 		part, evidence        []byte
 		mode, clear, reopened int64
 		ack, resolvedBy       []byte
+		received, opened      int64
 	)
 	if err := sc.Scan(&id, &r.Node, &r.FaultClass, &part, &sev, &r.Rule, &state, &count, &first, &last, &resolved, &r.Summary, &evidence,
-		&mode, &clear, &reopened, &ack, &resolvedBy); err != nil {
+		&mode, &clear, &reopened, &ack, &resolvedBy, &received, &opened); err != nil {
 		return nil, err
 	}
 	r.Id = uint64(id)
@@ -47,6 +48,7 @@ func scanFault(sc scanner) (*hwhealv1.FaultRecord, error) {
 		return nil, err
 	}
 	r.FirstSeen, r.LastSeen, r.Resolved = tsFromNanos(first), tsFromNanos(last), tsFromNull(resolved)
+	r.Received, r.Opened = tsFromNanos(received), tsFromNanos(opened)
 	if part != nil {
 		r.Part = &hwhealv1.Part{}
 		if err := unmarshalInto(part, r.Part, fmt.Sprintf("part of fault %d", id)); err != nil {

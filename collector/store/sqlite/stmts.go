@@ -12,7 +12,7 @@ import (
 
 // faultCols are the columns scanFault reads, in its order.
 const faultCols = `id, node, class, part, severity, rule, state, count, first_seen, last_seen, resolved, summary, evidence,
-	mode, clear_after, reopened, acknowledged, resolved_by`
+	mode, clear_after, reopened, acknowledged, resolved_by, received, opened`
 
 // shadowMode is RULE_MODE_SHADOW in SQL: the faults health.Enforced leaves
 // out of a node's health.
@@ -58,7 +58,7 @@ const (
 	// (see faultBlobs), and the mode is not read since a merge always
 	// replaces it.
 	faultLastSQL = `SELECT id, state, severity, count, first_seen, last_seen, rule, summary, kmsg_boot, kmsg_seq,
-		COALESCE(resolved, 0), resolved_by IS NULL, clear_after, reopened, acknowledged, received, source
+		COALESCE(resolved, 0), resolved_by IS NULL, clear_after, reopened, acknowledged, received, opened, source
 		FROM faults WHERE node = ?1 AND class = ?2 AND part_key = ?3 ORDER BY id DESC LIMIT 1`
 	// fleetObsSQL is FleetObservations: one range of the table's key
 	// (source, node, part_key), in node and part order, and a lookup of
@@ -79,7 +79,8 @@ const (
 // faultSetSQL is what a merge writes to an existing fault row.
 const faultSetSQL = `UPDATE faults SET
 	part = COALESCE(?2, part), severity = ?3, rule = ?4, count = ?5, first_seen = ?6, last_seen = ?7, summary = ?8, evidence = COALESCE(?9, evidence),
-	kmsg_boot = ?10, kmsg_seq = ?11, mode = ?12, clear_after = ?13, reopened = ?14, due_at = ?15, received = ?16, source = ?17`
+	kmsg_boot = ?10, kmsg_seq = ?11, mode = ?12, clear_after = ?13, reopened = ?14, due_at = ?15, received = ?16, source = ?17,
+	opened = ?18`
 
 // nodeCols are the columns scanNode reads, in its order.
 const nodeCols = `name, labels, agent_version, boot_id, health, health_changed, connected, first_seen, last_seen, open_faults,
@@ -231,8 +232,8 @@ var writeSQL = [numStmts]string{
 	sFaultBlobs: `SELECT part, evidence FROM faults WHERE id = ?`,
 	sFaultInsert: `INSERT INTO faults
 		(node, class, part_key, part, severity, rule, state, count, first_seen, last_seen, summary, evidence, kmsg_boot, kmsg_seq,
-		 mode, clear_after, due_at, received, source)
-		VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		 mode, clear_after, due_at, received, source, opened)
+		VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	// Updates an open row. The state is left out of the SET list: SQLite
 	// rewrites every index whose columns (its WHERE included) an UPDATE
 	// names, and three partial indexes are on state = 1.

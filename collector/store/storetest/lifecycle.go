@@ -851,6 +851,23 @@ func testLifecycleSurvivesReopen(t *testing.T, reopen func(t *testing.T) store.S
 	evs := resolveQuiet(t, s, back.Add(2*clear))
 	wantTypes(t, "quiet after reopen", evs, evFaultResolved, evHealthChanged)
 	wantHealth(t, s, "n1", healthy, 1)
+
+	// The collector's times are stored: the flapping fault opened again
+	// when it came back, the acknowledged one when it first opened, and
+	// an update after the restart keeps that.
+	f := getFault(t, s, flap)
+	wantTime(t, "flapping fault: opened after reopen", f.GetOpened(), back)
+	wantTime(t, "flapping fault: received after reopen", f.GetReceived(), back)
+	f = getFault(t, s, acked)
+	wantTime(t, "acknowledged fault: opened after reopen", f.GetOpened(), t0)
+	later := back.Add(3 * clear)
+	res = apply(t, s, batch("n1", later, ruled(faultReport(5, "disk.media", sevCritical, disk("sda"), later.Add(-5*time.Hour)), shadow, 0)))
+	wantTypes(t, "update after reopen", res[0].Events, evFaultUpdated)
+	if len(res[0].Events) == 1 {
+		f = res[0].Events[0].GetFault()
+		wantTime(t, "updated after reopen: opened", f.GetOpened(), t0)
+		wantTime(t, "updated after reopen: received", f.GetReceived(), later)
+	}
 }
 
 // derivedOf wraps faults as derived from readings of a test source.
@@ -1156,5 +1173,146 @@ func testQuietOneChunkPerCall(t *testing.T, s store.Store) {
 	wantHealth(t, s, "n1", healthy, 0)
 	if evs := resolveQuiet(t, s, now); len(evs) != 0 {
 		t.Errorf("third call: %v", eventTypes(evs))
+	}
+}
+
+// hourSkews are agent clocks hours off the collector's, as an RTC reset by
+// a power event leaves them.
+var hourSkews = []struct {
+	name string
+	d    time.Duration
+}{
+	{"agent in step", 0},
+	{"agent 5h behind", -5 * time.Hour},
+	{"agent 5h ahead", 5 * time.Hour},
+}
+
+// testFaultTimesOnCollectorClock: a fault's received and opened are the
+// collector's receipt times (Batch.Received), whatever clock the agent
+// keeps: remediation compares them with its own action times, and the
+// storm breaker counts the faults that opened within a window. received is
+// the latest batch that reported the fault (a derived fault's too); opened
+// is the batch that opened it, kept across updates, an acknowledgement, a
+// resolution and an escalation, and moved by a reopen. Every read of the
+// fault (the events, stored and returned, GetFault, ListFaults) says the
+// same.
+func testFaultTimesOnCollectorClock(t *testing.T, s store.Store) {
+	const clear = time.Hour
+	nic := &hwhealv1.Part{Kind: hwhealv1.PartKind_PART_KIND_NIC, Name: "eth0"}
+	for i, sk := range hourSkews {
+		t.Run(sk.name, func(t *testing.T) {
+			node := fmt.Sprint("skew-", i)
+			base := after(time.Duration(i) * 24 * time.Hour)
+			hello(t, s, store.Hello{Node: node, StreamID: "s1", BootID: "b1", Time: base})
+			var seq uint64
+			report := func(recv time.Time) store.BatchResult {
+				t.Helper()
+				seq++
+				res := apply(t, s, batch(node, recv, ruled(faultReport(seq, "nic.link_flap", sevWarning, nic, recv.Add(sk.d)), enforce, clear)))[0]
+				wantStored(t, s, res.Events)
+				return res
+			}
+			// check checks the times of f, the fault of an event just
+			// returned, and that the store reads back the same record.
+			check := func(what string, f *hwhealv1.FaultRecord, received, opened time.Time) {
+				t.Helper()
+				wantTime(t, what+": received", f.GetReceived(), received)
+				wantTime(t, what+": opened", f.GetOpened(), opened)
+				if got := getFault(t, s, f.GetId()); !proto.Equal(got, f) {
+					t.Errorf("%s: GetFault\n%v\nwant the event's\n%v", what, got, f)
+				}
+				for _, got := range allFaults(t, s, store.FaultFilter{Node: node, AllStates: true}, 0) {
+					if got.GetId() == f.GetId() && !proto.Equal(got, f) {
+						t.Errorf("%s: ListFaults\n%v\nwant the event's\n%v", what, got, f)
+					}
+				}
+			}
+
+			recv1 := base.Add(3 * time.Hour)
+			res := report(recv1)
+			wantTypes(t, "first report", res.Events, evFaultOpened, evHealthChanged)
+			f := res.Events[0].GetFault()
+			id := f.GetId()
+			check("opened", f, recv1, recv1)
+			wantTime(t, "first_seen (the agent's)", f.GetFirstSeen(), recv1.Add(sk.d))
+
+			recv2 := recv1.Add(10 * time.Minute)
+			res = report(recv2)
+			wantTypes(t, "second report", res.Events, evFaultUpdated)
+			check("updated", res.Events[0].GetFault(), recv2, recv1)
+
+			// Derived faults take the receipt of their batch too: one
+			// updates the fault, one opens another.
+			recv3 := recv1.Add(20 * time.Minute)
+			res = apply(t, s, store.Batch{Node: node, Received: recv3, Derived: []store.DerivedFault{
+				{Fault: derived("nic.link_flap", sevWarning, nic, recv3.Add(sk.d), enforce, clear)},
+				{Fault: derived("disk.latency", sevWarning, disk("sda"), recv3.Add(sk.d), enforce, clear)},
+			}})[0]
+			wantStored(t, s, res.Events)
+			wantTypes(t, "derived", res.Events, evFaultUpdated, evFaultOpened)
+			if len(res.Events) == 2 {
+				check("updated by a derived fault", res.Events[0].GetFault(), recv3, recv1)
+				check("opened by a derived fault", res.Events[1].GetFault(), recv3, recv3)
+			}
+
+			ack, err := s.AcknowledgeFault(ctxOf(t), id, store.Note{Actor: "bob", Reason: "looking", Time: recv3.Add(time.Minute)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantStored(t, s, []*hwhealv1.Event{ack})
+			check("acknowledged", ack.GetFault(), recv3, recv1)
+
+			evs := ofNode(node, resolveQuiet(t, s, recv3.Add(clear)))
+			wantStored(t, s, evs)
+			wantTypes(t, "quiet", evs, evFaultResolved, evFaultResolved, evHealthChanged)
+			for _, ev := range evs {
+				if ev.GetFault().GetId() == id {
+					check("resolved", ev.GetFault(), recv3, recv1)
+				}
+			}
+
+			// Back within its clear time: reopened, so it opened again at
+			// this receipt, while first_seen stays the agent's first.
+			recv4 := recv3.Add(clear + clear/2)
+			res = report(recv4)
+			wantTypes(t, "back", res.Events, evFaultReopened, evHealthChanged)
+			f = res.Events[0].GetFault()
+			if f.GetId() != id {
+				t.Fatalf("reopened fault %d, want %d", f.GetId(), id)
+			}
+			check("reopened", f, recv4, recv4)
+			wantTime(t, "first_seen after the reopen (the agent's)", f.GetFirstSeen(), recv1.Add(sk.d))
+
+			recv5 := recv4.Add(5 * time.Minute)
+			res = report(recv5)
+			wantTypes(t, "after the reopen", res.Events, evFaultUpdated)
+			check("updated after the reopen", res.Events[0].GetFault(), recv5, recv4)
+
+			evs, err = s.Escalate(ctxOf(t), id, "policy:r1", "ladder exhausted", recv5.Add(time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantStored(t, s, evs)
+			wantTypes(t, "escalate", evs, evEscalated)
+			if len(evs) == 1 {
+				check("escalated", evs[0].GetFault(), recv5, recv4)
+			}
+
+			evs, err = s.ResolveFault(ctxOf(t), id, store.Note{Actor: "alice", Reason: "replaced", Time: recv5.Add(2 * time.Minute)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantStored(t, s, evs)
+			check("resolved by hand", evs[0].GetFault(), recv5, recv4)
+
+			// An operator's resolution is never reopened: a new fault.
+			recv6 := recv5.Add(3 * time.Minute)
+			res = report(recv6)
+			wantTypes(t, "after an operator's resolution", res.Events, evFaultOpened, evHealthChanged)
+			if f := res.Events[0].GetFault(); f.GetId() == id {
+				t.Errorf("operator-resolved fault %d reopened", id)
+			}
+			check("new fault", res.Events[0].GetFault(), recv6, recv6)
+		})
 	}
 }

@@ -1362,3 +1362,94 @@ func testRemediationSurvivesReopen(t *testing.T, reopen func(t *testing.T) store
 		t.Errorf("action after the update: %v", a)
 	}
 }
+
+// testDispatchKeepsPlannedBoot: an automatic action is dispatched only in
+// the boot it was planned in. The planner checked it against a snapshot of
+// the node; a hello of a new boot between that check and the dispatch must
+// make the dispatch fail (ErrConflict, nothing written), not be adopted,
+// or the agent's refusal of an order for another boot guards nothing. A
+// manual action, or an automatic one planned with no boot id, takes the
+// node's boot at dispatch, as does the service state in every case.
+func testDispatchKeepsPlannedBoot(t *testing.T, s store.Store) {
+	for _, n := range []string{"auto", "manual", "same"} {
+		hello(t, s, store.Hello{Node: n, StreamID: "s1", BootID: "boot-a", Time: at(1)})
+	}
+	hello(t, s, store.Hello{Node: "unbooted", StreamID: "s1", Time: at(1)})
+	approvedAction(t, s, "auto", "auto", action.Reboot, at(2))
+	man := newAction("manual", "manual", action.Reboot, action.Approved, at(2))
+	man.Rule, man.RequestedBy, man.Reason = "", "alice", "by hand"
+	createAction(t, s, man)
+	approvedAction(t, s, "same", "same", action.Reboot, at(2))
+	approvedAction(t, s, "unbooted", "unbooted", action.Reboot, at(2))
+	for _, id := range []string{"auto", "manual", "same"} {
+		if got := getAction(t, s, id).GetPlannedBootId(); got != "boot-a" {
+			t.Fatalf("action %s planned in boot %q, want boot-a", id, got)
+		}
+	}
+	if got := getAction(t, s, "unbooted").GetPlannedBootId(); got != "" {
+		t.Fatalf("action on a node without a boot id planned in boot %q, want none", got)
+	}
+	for _, n := range []string{"auto", "manual", "unbooted"} {
+		hello(t, s, store.Hello{Node: n, StreamID: "s1", BootID: "boot-b", Time: at(3)})
+	}
+
+	t.Run("automatic, node in a new boot", func(t *testing.T) {
+		before := getAction(t, s, "auto")
+		recs, evs := len(verifyAudit(t, s)), len(allEvents(t, s))
+		got, ev, err := s.ChangeAction(ctxOf(t), store.ActionChange{ID: "auto", From: []hwhealv1.ActionState{action.Approved}, To: action.Dispatched,
+			Actor: "policy:r1", Reason: "within limits", Time: at(4)})
+		if !errors.Is(err, store.ErrConflict) || got != nil || len(ev) != 0 {
+			t.Fatalf("dispatch in boot-b of an action planned in boot-a = %v, %v, %v; want ErrConflict", got, ev, err)
+		}
+		if after := getAction(t, s, "auto"); !proto.Equal(after, before) {
+			t.Errorf("action after the refused dispatch\n got %v\nwant %v", after, before)
+		}
+		if after := getAction(t, s, "auto"); after.GetState() != action.Approved || after.GetDispatched() != nil || after.GetPlannedBootId() != "boot-a" {
+			t.Errorf("action after the refused dispatch: %v; want APPROVED, not dispatched, planned in boot-a", after)
+		}
+		if n := getNode(t, s, "auto"); n.GetServiceState() != action.InService {
+			t.Errorf("node service state after the refused dispatch %v, want in service", n.GetServiceState())
+		}
+		if got := len(verifyAudit(t, s)); got != recs {
+			t.Errorf("%d audit records after the refused dispatch, want %d", got, recs)
+		}
+		if got := len(allEvents(t, s)); got != evs {
+			t.Errorf("%d events after the refused dispatch, want %d", got, evs)
+		}
+		// It can still be ended: the planner cancels it on its next pass.
+		got, _ = changeAction(t, s, store.ActionChange{ID: "auto", From: []hwhealv1.ActionState{action.Approved}, To: action.Cancelled,
+			Actor: "collector", Reason: "the node rebooted since the action was planned", Time: at(5)})
+		if got.GetState() != action.Cancelled || got.GetPlannedBootId() != "boot-a" {
+			t.Errorf("cancelled action %v, want planned in boot-a", got)
+		}
+	})
+	tests := []struct {
+		name, id, boot string
+	}{
+		{"manual, node in a new boot", "manual", "boot-b"},
+		{"automatic, node in the planned boot", "same", "boot-a"},
+		{"automatic, planned without a boot", "unbooted", "boot-b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, evs := changeAction(t, s, store.ActionChange{ID: tt.id, From: []hwhealv1.ActionState{action.Approved}, To: action.Dispatched,
+				Actor: "collector", Reason: "dispatched", Time: at(6)})
+			wantTypes(t, "dispatch", evs, evActionChanged, evServiceChanged)
+			if got.GetState() != action.Dispatched || got.GetPlannedBootId() != tt.boot || action.Normal(got.GetPlannedService()) != action.InService {
+				t.Errorf("dispatched action %v; want planned in %s, in service", got, tt.boot)
+			}
+			wantTime(t, "dispatched", got.GetDispatched(), at(6))
+			if stored := getAction(t, s, tt.id); !proto.Equal(stored, got) {
+				t.Errorf("stored action\n got %v\nwant %v", stored, got)
+			}
+			recs := allAudit(t, s, store.AuditFilter{ActionID: tt.id}, 0)
+			if len(recs) == 0 || recs[len(recs)-1].GetKind() != "action.dispatched" {
+				t.Fatalf("records of %s: %q", tt.id, auditKinds(recs))
+			}
+			if d := detailOf(t, recs[len(recs)-1]); d["planned_boot_id"] != tt.boot {
+				t.Errorf("dispatch record planned_boot_id %v, want %s", d["planned_boot_id"], tt.boot)
+			}
+		})
+	}
+	verifyAudit(t, s)
+}

@@ -63,6 +63,7 @@ func Run(t *testing.T, open Opener) {
 		{"QuietResolveOneChunkPerCall", testQuietOneChunkPerCall},
 		{"QuietTimeOnCollectorClock", testQuietTimeOnCollectorClock},
 		{"ReopenOnCollectorClock", testReopenOnCollectorClock},
+		{"FaultTimesOnCollectorClock", testFaultTimesOnCollectorClock},
 		{"DerivedFaultNeedsReading", testDerivedNeedsReading},
 		{"FlapReopens", testFlapReopens},
 		{"ReopenCarriesKernelMark", testReopenCarriesKernelMark},
@@ -83,6 +84,7 @@ func Run(t *testing.T, open Opener) {
 		{"ListActions", testListActions},
 		{"NodeServiceFilter", testNodeServiceFilter},
 		{"HelloGuard", testHelloGuard},
+		{"DispatchKeepsPlannedBoot", testDispatchKeepsPlannedBoot},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -795,7 +795,14 @@ type FaultRecord struct {
 	Acknowledged *FaultNote `protobuf:"bytes,17,opt,name=acknowledged,proto3" json:"acknowledged,omitempty"`
 	// Set when an operator resolved the fault by hand; unset when it
 	// resolved by itself.
-	ResolvedBy    *FaultNote `protobuf:"bytes,18,opt,name=resolved_by,json=resolvedBy,proto3" json:"resolved_by,omitempty"`
+	ResolvedBy *FaultNote `protobuf:"bytes,18,opt,name=resolved_by,json=resolvedBy,proto3" json:"resolved_by,omitempty"`
+	// When the collector received the fault's latest report, and when the
+	// fault opened (or last reopened), both on the collector's clock:
+	// first_seen and last_seen are the agent's clock, which may be far off
+	// (an RTC reset by a power event). Remediation compares only these with
+	// its own times.
+	Received      *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=received,proto3" json:"received,omitempty"`
+	Opened        *timestamppb.Timestamp `protobuf:"bytes,20,opt,name=opened,proto3" json:"opened,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -952,6 +959,20 @@ func (x *FaultRecord) GetAcknowledged() *FaultNote {
 func (x *FaultRecord) GetResolvedBy() *FaultNote {
 	if x != nil {
 		return x.ResolvedBy
+	}
+	return nil
+}
+
+func (x *FaultRecord) GetReceived() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Received
+	}
+	return nil
+}
+
+func (x *FaultRecord) GetOpened() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Opened
 	}
 	return nil
 }
@@ -3868,7 +3889,7 @@ const file_hwheal_v1_fleet_proto_rawDesc = "" +
 	"\adry_run\x18\x02 \x01(\bR\x06dryRun\x12\x1f\n" +
 	"\vmax_reboots\x18\x03 \x01(\rR\n" +
 	"maxReboots\x12>\n" +
-	"\rreboot_window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\frebootWindow\"\xe8\x05\n" +
+	"\rreboot_window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\frebootWindow\"\xd4\x06\n" +
 	"\vFaultRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12\x1f\n" +
@@ -3892,7 +3913,9 @@ const file_hwheal_v1_fleet_proto_rawDesc = "" +
 	"\breopened\x18\x10 \x01(\rR\breopened\x128\n" +
 	"\facknowledged\x18\x11 \x01(\v2\x14.hwheal.v1.FaultNoteR\facknowledged\x125\n" +
 	"\vresolved_by\x18\x12 \x01(\v2\x14.hwheal.v1.FaultNoteR\n" +
-	"resolvedBy\"i\n" +
+	"resolvedBy\x126\n" +
+	"\breceived\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\breceived\x122\n" +
+	"\x06opened\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\x06opened\"i\n" +
 	"\tFaultNote\x12\x14\n" +
 	"\x05actor\x18\x01 \x01(\tR\x05actor\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
@@ -4320,106 +4343,108 @@ var file_hwheal_v1_fleet_proto_depIdxs = []int32{
 	59,  // 19: hwheal.v1.FaultRecord.clear_after:type_name -> google.protobuf.Duration
 	11,  // 20: hwheal.v1.FaultRecord.acknowledged:type_name -> hwheal.v1.FaultNote
 	11,  // 21: hwheal.v1.FaultRecord.resolved_by:type_name -> hwheal.v1.FaultNote
-	57,  // 22: hwheal.v1.FaultNote.time:type_name -> google.protobuf.Timestamp
-	64,  // 23: hwheal.v1.LatestObservation.observation:type_name -> hwheal.v1.Observation
-	0,   // 24: hwheal.v1.ListNodesRequest.health:type_name -> hwheal.v1.NodeHealth
-	55,  // 25: hwheal.v1.ListNodesRequest.labels:type_name -> hwheal.v1.ListNodesRequest.LabelsEntry
-	2,   // 26: hwheal.v1.ListNodesRequest.service_states:type_name -> hwheal.v1.ServiceState
-	8,   // 27: hwheal.v1.ListNodesResponse.nodes:type_name -> hwheal.v1.Node
-	8,   // 28: hwheal.v1.GetNodeResponse.node:type_name -> hwheal.v1.Node
-	10,  // 29: hwheal.v1.GetNodeResponse.open_faults:type_name -> hwheal.v1.FaultRecord
-	64,  // 30: hwheal.v1.GetNodeResponse.latest_observations:type_name -> hwheal.v1.Observation
-	1,   // 31: hwheal.v1.ListFaultsRequest.state:type_name -> hwheal.v1.FaultState
-	60,  // 32: hwheal.v1.ListFaultsRequest.min_severity:type_name -> hwheal.v1.Severity
-	56,  // 33: hwheal.v1.ListFaultsRequest.labels:type_name -> hwheal.v1.ListFaultsRequest.LabelsEntry
-	10,  // 34: hwheal.v1.GetFaultResponse.fault:type_name -> hwheal.v1.FaultRecord
-	10,  // 35: hwheal.v1.AcknowledgeFaultResponse.fault:type_name -> hwheal.v1.FaultRecord
-	10,  // 36: hwheal.v1.ResolveFaultResponse.fault:type_name -> hwheal.v1.FaultRecord
-	10,  // 37: hwheal.v1.ListFaultsResponse.faults:type_name -> hwheal.v1.FaultRecord
-	57,  // 38: hwheal.v1.Event.time:type_name -> google.protobuf.Timestamp
-	3,   // 39: hwheal.v1.Event.type:type_name -> hwheal.v1.EventType
-	10,  // 40: hwheal.v1.Event.fault:type_name -> hwheal.v1.FaultRecord
-	0,   // 41: hwheal.v1.Event.old_health:type_name -> hwheal.v1.NodeHealth
-	0,   // 42: hwheal.v1.Event.new_health:type_name -> hwheal.v1.NodeHealth
-	30,  // 43: hwheal.v1.Event.action:type_name -> hwheal.v1.Action
-	2,   // 44: hwheal.v1.Event.old_service:type_name -> hwheal.v1.ServiceState
-	2,   // 45: hwheal.v1.Event.new_service:type_name -> hwheal.v1.ServiceState
-	3,   // 46: hwheal.v1.WatchEventsRequest.types:type_name -> hwheal.v1.EventType
-	25,  // 47: hwheal.v1.WatchEventsResponse.event:type_name -> hwheal.v1.Event
-	57,  // 48: hwheal.v1.ActionNote.time:type_name -> google.protobuf.Timestamp
-	57,  // 49: hwheal.v1.ActionStep.started:type_name -> google.protobuf.Timestamp
-	59,  // 50: hwheal.v1.ActionStep.duration:type_name -> google.protobuf.Duration
-	4,   // 51: hwheal.v1.Action.type:type_name -> hwheal.v1.ActionType
-	5,   // 52: hwheal.v1.Action.state:type_name -> hwheal.v1.ActionState
-	57,  // 53: hwheal.v1.Action.created:type_name -> google.protobuf.Timestamp
-	57,  // 54: hwheal.v1.Action.updated:type_name -> google.protobuf.Timestamp
-	6,   // 55: hwheal.v1.Action.approval:type_name -> hwheal.v1.ApprovalMode
-	28,  // 56: hwheal.v1.Action.approvals:type_name -> hwheal.v1.ActionNote
-	28,  // 57: hwheal.v1.Action.decision:type_name -> hwheal.v1.ActionNote
-	57,  // 58: hwheal.v1.Action.approval_deadline:type_name -> google.protobuf.Timestamp
-	7,   // 59: hwheal.v1.Action.on_expiry:type_name -> hwheal.v1.ExpiryOutcome
-	57,  // 60: hwheal.v1.Action.not_before:type_name -> google.protobuf.Timestamp
-	57,  // 61: hwheal.v1.Action.dispatched:type_name -> google.protobuf.Timestamp
-	57,  // 62: hwheal.v1.Action.finished:type_name -> google.protobuf.Timestamp
-	59,  // 63: hwheal.v1.Action.timeout:type_name -> google.protobuf.Duration
-	29,  // 64: hwheal.v1.Action.steps:type_name -> hwheal.v1.ActionStep
-	2,   // 65: hwheal.v1.Action.planned_service:type_name -> hwheal.v1.ServiceState
-	5,   // 66: hwheal.v1.ListActionsRequest.states:type_name -> hwheal.v1.ActionState
-	30,  // 67: hwheal.v1.ListActionsResponse.actions:type_name -> hwheal.v1.Action
-	30,  // 68: hwheal.v1.GetActionResponse.action:type_name -> hwheal.v1.Action
-	4,   // 69: hwheal.v1.RequestActionRequest.type:type_name -> hwheal.v1.ActionType
-	30,  // 70: hwheal.v1.RequestActionResponse.action:type_name -> hwheal.v1.Action
-	57,  // 71: hwheal.v1.ApproveActionRequest.at:type_name -> google.protobuf.Timestamp
-	30,  // 72: hwheal.v1.ApproveActionResponse.action:type_name -> hwheal.v1.Action
-	30,  // 73: hwheal.v1.DenyActionResponse.action:type_name -> hwheal.v1.Action
-	30,  // 74: hwheal.v1.CancelActionResponse.action:type_name -> hwheal.v1.Action
-	50,  // 75: hwheal.v1.PauseRemediationResponse.status:type_name -> hwheal.v1.RemediationStatus
-	50,  // 76: hwheal.v1.ResumeRemediationResponse.status:type_name -> hwheal.v1.RemediationStatus
-	50,  // 77: hwheal.v1.GetRemediationStatusResponse.status:type_name -> hwheal.v1.RemediationStatus
-	28,  // 78: hwheal.v1.RemediationStatus.paused_by:type_name -> hwheal.v1.ActionNote
-	49,  // 79: hwheal.v1.RemediationStatus.domains:type_name -> hwheal.v1.DomainUsage
-	28,  // 80: hwheal.v1.RemediationStatus.resumed_by:type_name -> hwheal.v1.ActionNote
-	57,  // 81: hwheal.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
-	51,  // 82: hwheal.v1.ListAuditResponse.records:type_name -> hwheal.v1.AuditRecord
-	13,  // 83: hwheal.v1.FleetService.ListNodes:input_type -> hwheal.v1.ListNodesRequest
-	15,  // 84: hwheal.v1.FleetService.GetNode:input_type -> hwheal.v1.GetNodeRequest
-	17,  // 85: hwheal.v1.FleetService.ListFaults:input_type -> hwheal.v1.ListFaultsRequest
-	18,  // 86: hwheal.v1.FleetService.GetFault:input_type -> hwheal.v1.GetFaultRequest
-	20,  // 87: hwheal.v1.FleetService.AcknowledgeFault:input_type -> hwheal.v1.AcknowledgeFaultRequest
-	22,  // 88: hwheal.v1.FleetService.ResolveFault:input_type -> hwheal.v1.ResolveFaultRequest
-	26,  // 89: hwheal.v1.FleetService.WatchEvents:input_type -> hwheal.v1.WatchEventsRequest
-	31,  // 90: hwheal.v1.FleetService.ListActions:input_type -> hwheal.v1.ListActionsRequest
-	33,  // 91: hwheal.v1.FleetService.GetAction:input_type -> hwheal.v1.GetActionRequest
-	35,  // 92: hwheal.v1.FleetService.RequestAction:input_type -> hwheal.v1.RequestActionRequest
-	37,  // 93: hwheal.v1.FleetService.ApproveAction:input_type -> hwheal.v1.ApproveActionRequest
-	39,  // 94: hwheal.v1.FleetService.DenyAction:input_type -> hwheal.v1.DenyActionRequest
-	41,  // 95: hwheal.v1.FleetService.CancelAction:input_type -> hwheal.v1.CancelActionRequest
-	43,  // 96: hwheal.v1.FleetService.PauseRemediation:input_type -> hwheal.v1.PauseRemediationRequest
-	45,  // 97: hwheal.v1.FleetService.ResumeRemediation:input_type -> hwheal.v1.ResumeRemediationRequest
-	47,  // 98: hwheal.v1.FleetService.GetRemediationStatus:input_type -> hwheal.v1.GetRemediationStatusRequest
-	52,  // 99: hwheal.v1.FleetService.ListAudit:input_type -> hwheal.v1.ListAuditRequest
-	14,  // 100: hwheal.v1.FleetService.ListNodes:output_type -> hwheal.v1.ListNodesResponse
-	16,  // 101: hwheal.v1.FleetService.GetNode:output_type -> hwheal.v1.GetNodeResponse
-	24,  // 102: hwheal.v1.FleetService.ListFaults:output_type -> hwheal.v1.ListFaultsResponse
-	19,  // 103: hwheal.v1.FleetService.GetFault:output_type -> hwheal.v1.GetFaultResponse
-	21,  // 104: hwheal.v1.FleetService.AcknowledgeFault:output_type -> hwheal.v1.AcknowledgeFaultResponse
-	23,  // 105: hwheal.v1.FleetService.ResolveFault:output_type -> hwheal.v1.ResolveFaultResponse
-	27,  // 106: hwheal.v1.FleetService.WatchEvents:output_type -> hwheal.v1.WatchEventsResponse
-	32,  // 107: hwheal.v1.FleetService.ListActions:output_type -> hwheal.v1.ListActionsResponse
-	34,  // 108: hwheal.v1.FleetService.GetAction:output_type -> hwheal.v1.GetActionResponse
-	36,  // 109: hwheal.v1.FleetService.RequestAction:output_type -> hwheal.v1.RequestActionResponse
-	38,  // 110: hwheal.v1.FleetService.ApproveAction:output_type -> hwheal.v1.ApproveActionResponse
-	40,  // 111: hwheal.v1.FleetService.DenyAction:output_type -> hwheal.v1.DenyActionResponse
-	42,  // 112: hwheal.v1.FleetService.CancelAction:output_type -> hwheal.v1.CancelActionResponse
-	44,  // 113: hwheal.v1.FleetService.PauseRemediation:output_type -> hwheal.v1.PauseRemediationResponse
-	46,  // 114: hwheal.v1.FleetService.ResumeRemediation:output_type -> hwheal.v1.ResumeRemediationResponse
-	48,  // 115: hwheal.v1.FleetService.GetRemediationStatus:output_type -> hwheal.v1.GetRemediationStatusResponse
-	53,  // 116: hwheal.v1.FleetService.ListAudit:output_type -> hwheal.v1.ListAuditResponse
-	100, // [100:117] is the sub-list for method output_type
-	83,  // [83:100] is the sub-list for method input_type
-	83,  // [83:83] is the sub-list for extension type_name
-	83,  // [83:83] is the sub-list for extension extendee
-	0,   // [0:83] is the sub-list for field type_name
+	57,  // 22: hwheal.v1.FaultRecord.received:type_name -> google.protobuf.Timestamp
+	57,  // 23: hwheal.v1.FaultRecord.opened:type_name -> google.protobuf.Timestamp
+	57,  // 24: hwheal.v1.FaultNote.time:type_name -> google.protobuf.Timestamp
+	64,  // 25: hwheal.v1.LatestObservation.observation:type_name -> hwheal.v1.Observation
+	0,   // 26: hwheal.v1.ListNodesRequest.health:type_name -> hwheal.v1.NodeHealth
+	55,  // 27: hwheal.v1.ListNodesRequest.labels:type_name -> hwheal.v1.ListNodesRequest.LabelsEntry
+	2,   // 28: hwheal.v1.ListNodesRequest.service_states:type_name -> hwheal.v1.ServiceState
+	8,   // 29: hwheal.v1.ListNodesResponse.nodes:type_name -> hwheal.v1.Node
+	8,   // 30: hwheal.v1.GetNodeResponse.node:type_name -> hwheal.v1.Node
+	10,  // 31: hwheal.v1.GetNodeResponse.open_faults:type_name -> hwheal.v1.FaultRecord
+	64,  // 32: hwheal.v1.GetNodeResponse.latest_observations:type_name -> hwheal.v1.Observation
+	1,   // 33: hwheal.v1.ListFaultsRequest.state:type_name -> hwheal.v1.FaultState
+	60,  // 34: hwheal.v1.ListFaultsRequest.min_severity:type_name -> hwheal.v1.Severity
+	56,  // 35: hwheal.v1.ListFaultsRequest.labels:type_name -> hwheal.v1.ListFaultsRequest.LabelsEntry
+	10,  // 36: hwheal.v1.GetFaultResponse.fault:type_name -> hwheal.v1.FaultRecord
+	10,  // 37: hwheal.v1.AcknowledgeFaultResponse.fault:type_name -> hwheal.v1.FaultRecord
+	10,  // 38: hwheal.v1.ResolveFaultResponse.fault:type_name -> hwheal.v1.FaultRecord
+	10,  // 39: hwheal.v1.ListFaultsResponse.faults:type_name -> hwheal.v1.FaultRecord
+	57,  // 40: hwheal.v1.Event.time:type_name -> google.protobuf.Timestamp
+	3,   // 41: hwheal.v1.Event.type:type_name -> hwheal.v1.EventType
+	10,  // 42: hwheal.v1.Event.fault:type_name -> hwheal.v1.FaultRecord
+	0,   // 43: hwheal.v1.Event.old_health:type_name -> hwheal.v1.NodeHealth
+	0,   // 44: hwheal.v1.Event.new_health:type_name -> hwheal.v1.NodeHealth
+	30,  // 45: hwheal.v1.Event.action:type_name -> hwheal.v1.Action
+	2,   // 46: hwheal.v1.Event.old_service:type_name -> hwheal.v1.ServiceState
+	2,   // 47: hwheal.v1.Event.new_service:type_name -> hwheal.v1.ServiceState
+	3,   // 48: hwheal.v1.WatchEventsRequest.types:type_name -> hwheal.v1.EventType
+	25,  // 49: hwheal.v1.WatchEventsResponse.event:type_name -> hwheal.v1.Event
+	57,  // 50: hwheal.v1.ActionNote.time:type_name -> google.protobuf.Timestamp
+	57,  // 51: hwheal.v1.ActionStep.started:type_name -> google.protobuf.Timestamp
+	59,  // 52: hwheal.v1.ActionStep.duration:type_name -> google.protobuf.Duration
+	4,   // 53: hwheal.v1.Action.type:type_name -> hwheal.v1.ActionType
+	5,   // 54: hwheal.v1.Action.state:type_name -> hwheal.v1.ActionState
+	57,  // 55: hwheal.v1.Action.created:type_name -> google.protobuf.Timestamp
+	57,  // 56: hwheal.v1.Action.updated:type_name -> google.protobuf.Timestamp
+	6,   // 57: hwheal.v1.Action.approval:type_name -> hwheal.v1.ApprovalMode
+	28,  // 58: hwheal.v1.Action.approvals:type_name -> hwheal.v1.ActionNote
+	28,  // 59: hwheal.v1.Action.decision:type_name -> hwheal.v1.ActionNote
+	57,  // 60: hwheal.v1.Action.approval_deadline:type_name -> google.protobuf.Timestamp
+	7,   // 61: hwheal.v1.Action.on_expiry:type_name -> hwheal.v1.ExpiryOutcome
+	57,  // 62: hwheal.v1.Action.not_before:type_name -> google.protobuf.Timestamp
+	57,  // 63: hwheal.v1.Action.dispatched:type_name -> google.protobuf.Timestamp
+	57,  // 64: hwheal.v1.Action.finished:type_name -> google.protobuf.Timestamp
+	59,  // 65: hwheal.v1.Action.timeout:type_name -> google.protobuf.Duration
+	29,  // 66: hwheal.v1.Action.steps:type_name -> hwheal.v1.ActionStep
+	2,   // 67: hwheal.v1.Action.planned_service:type_name -> hwheal.v1.ServiceState
+	5,   // 68: hwheal.v1.ListActionsRequest.states:type_name -> hwheal.v1.ActionState
+	30,  // 69: hwheal.v1.ListActionsResponse.actions:type_name -> hwheal.v1.Action
+	30,  // 70: hwheal.v1.GetActionResponse.action:type_name -> hwheal.v1.Action
+	4,   // 71: hwheal.v1.RequestActionRequest.type:type_name -> hwheal.v1.ActionType
+	30,  // 72: hwheal.v1.RequestActionResponse.action:type_name -> hwheal.v1.Action
+	57,  // 73: hwheal.v1.ApproveActionRequest.at:type_name -> google.protobuf.Timestamp
+	30,  // 74: hwheal.v1.ApproveActionResponse.action:type_name -> hwheal.v1.Action
+	30,  // 75: hwheal.v1.DenyActionResponse.action:type_name -> hwheal.v1.Action
+	30,  // 76: hwheal.v1.CancelActionResponse.action:type_name -> hwheal.v1.Action
+	50,  // 77: hwheal.v1.PauseRemediationResponse.status:type_name -> hwheal.v1.RemediationStatus
+	50,  // 78: hwheal.v1.ResumeRemediationResponse.status:type_name -> hwheal.v1.RemediationStatus
+	50,  // 79: hwheal.v1.GetRemediationStatusResponse.status:type_name -> hwheal.v1.RemediationStatus
+	28,  // 80: hwheal.v1.RemediationStatus.paused_by:type_name -> hwheal.v1.ActionNote
+	49,  // 81: hwheal.v1.RemediationStatus.domains:type_name -> hwheal.v1.DomainUsage
+	28,  // 82: hwheal.v1.RemediationStatus.resumed_by:type_name -> hwheal.v1.ActionNote
+	57,  // 83: hwheal.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
+	51,  // 84: hwheal.v1.ListAuditResponse.records:type_name -> hwheal.v1.AuditRecord
+	13,  // 85: hwheal.v1.FleetService.ListNodes:input_type -> hwheal.v1.ListNodesRequest
+	15,  // 86: hwheal.v1.FleetService.GetNode:input_type -> hwheal.v1.GetNodeRequest
+	17,  // 87: hwheal.v1.FleetService.ListFaults:input_type -> hwheal.v1.ListFaultsRequest
+	18,  // 88: hwheal.v1.FleetService.GetFault:input_type -> hwheal.v1.GetFaultRequest
+	20,  // 89: hwheal.v1.FleetService.AcknowledgeFault:input_type -> hwheal.v1.AcknowledgeFaultRequest
+	22,  // 90: hwheal.v1.FleetService.ResolveFault:input_type -> hwheal.v1.ResolveFaultRequest
+	26,  // 91: hwheal.v1.FleetService.WatchEvents:input_type -> hwheal.v1.WatchEventsRequest
+	31,  // 92: hwheal.v1.FleetService.ListActions:input_type -> hwheal.v1.ListActionsRequest
+	33,  // 93: hwheal.v1.FleetService.GetAction:input_type -> hwheal.v1.GetActionRequest
+	35,  // 94: hwheal.v1.FleetService.RequestAction:input_type -> hwheal.v1.RequestActionRequest
+	37,  // 95: hwheal.v1.FleetService.ApproveAction:input_type -> hwheal.v1.ApproveActionRequest
+	39,  // 96: hwheal.v1.FleetService.DenyAction:input_type -> hwheal.v1.DenyActionRequest
+	41,  // 97: hwheal.v1.FleetService.CancelAction:input_type -> hwheal.v1.CancelActionRequest
+	43,  // 98: hwheal.v1.FleetService.PauseRemediation:input_type -> hwheal.v1.PauseRemediationRequest
+	45,  // 99: hwheal.v1.FleetService.ResumeRemediation:input_type -> hwheal.v1.ResumeRemediationRequest
+	47,  // 100: hwheal.v1.FleetService.GetRemediationStatus:input_type -> hwheal.v1.GetRemediationStatusRequest
+	52,  // 101: hwheal.v1.FleetService.ListAudit:input_type -> hwheal.v1.ListAuditRequest
+	14,  // 102: hwheal.v1.FleetService.ListNodes:output_type -> hwheal.v1.ListNodesResponse
+	16,  // 103: hwheal.v1.FleetService.GetNode:output_type -> hwheal.v1.GetNodeResponse
+	24,  // 104: hwheal.v1.FleetService.ListFaults:output_type -> hwheal.v1.ListFaultsResponse
+	19,  // 105: hwheal.v1.FleetService.GetFault:output_type -> hwheal.v1.GetFaultResponse
+	21,  // 106: hwheal.v1.FleetService.AcknowledgeFault:output_type -> hwheal.v1.AcknowledgeFaultResponse
+	23,  // 107: hwheal.v1.FleetService.ResolveFault:output_type -> hwheal.v1.ResolveFaultResponse
+	27,  // 108: hwheal.v1.FleetService.WatchEvents:output_type -> hwheal.v1.WatchEventsResponse
+	32,  // 109: hwheal.v1.FleetService.ListActions:output_type -> hwheal.v1.ListActionsResponse
+	34,  // 110: hwheal.v1.FleetService.GetAction:output_type -> hwheal.v1.GetActionResponse
+	36,  // 111: hwheal.v1.FleetService.RequestAction:output_type -> hwheal.v1.RequestActionResponse
+	38,  // 112: hwheal.v1.FleetService.ApproveAction:output_type -> hwheal.v1.ApproveActionResponse
+	40,  // 113: hwheal.v1.FleetService.DenyAction:output_type -> hwheal.v1.DenyActionResponse
+	42,  // 114: hwheal.v1.FleetService.CancelAction:output_type -> hwheal.v1.CancelActionResponse
+	44,  // 115: hwheal.v1.FleetService.PauseRemediation:output_type -> hwheal.v1.PauseRemediationResponse
+	46,  // 116: hwheal.v1.FleetService.ResumeRemediation:output_type -> hwheal.v1.ResumeRemediationResponse
+	48,  // 117: hwheal.v1.FleetService.GetRemediationStatus:output_type -> hwheal.v1.GetRemediationStatusResponse
+	53,  // 118: hwheal.v1.FleetService.ListAudit:output_type -> hwheal.v1.ListAuditResponse
+	102, // [102:119] is the sub-list for method output_type
+	85,  // [85:102] is the sub-list for method input_type
+	85,  // [85:85] is the sub-list for extension type_name
+	85,  // [85:85] is the sub-list for extension extendee
+	0,   // [0:85] is the sub-list for field type_name
 }
 
 func init() { file_hwheal_v1_fleet_proto_init() }
