@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/hwheal/hwheal/collector"
 	"github.com/hwheal/hwheal/pkg/kernlog"
@@ -83,7 +84,8 @@ func fixtureRoot(t *testing.T) string {
 func startCollector(t *testing.T) (string, hwhealv1.FleetServiceClient) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	c, err := collector.New(ctx, collector.Config{Listen: "127.0.0.1:0", StateDir: t.TempDir(), Insecure: true})
+	state := t.TempDir()
+	c, err := collector.New(ctx, collector.Config{Listen: "127.0.0.1:0", StateDir: state, Insecure: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +93,17 @@ func startCollector(t *testing.T) (string, hwhealv1.FleetServiceClient) {
 	go func() { c.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	<-c.Ready()
-	conn, err := grpc.NewClient(c.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// The fleet API wants the token the collector made in its state
+	// directory.
+	token, err := os.ReadFile(filepath.Join(state, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(c.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+strings.TrimSpace(string(token)))
+			return invoker(ctx, method, req, reply, cc, opts...)
+		}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,8 @@
 // orders the collector sends, decides with its own local guard whether it
 // may run them, runs them one at a time through the executors of
 // remediation/executor, and reports every step and the outcome as
-// ActionUpdates, which the agent spools like faults.
+// ActionUpdates, which the agent spools like faults, clipped to what the
+// collector takes (bounds.go).
 //
 // The guard does not trust the collector. In this order it refuses: an
 // action type not in the agent's allow-list; an order planned against
@@ -26,6 +27,7 @@ import (
 	"sort"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -202,6 +204,13 @@ func (a *Actuator) Deliver(o *hwhealv1.ActionOrder) {
 		a.log.Warn("order without id dropped", "type", typeName(o.GetType()))
 		return
 	}
+	if len(id) > MaxActionID || !utf8.ValidString(id) {
+		// Not one of the collector's ids (16 hex digits): the collector
+		// would refuse every update about it.
+		a.log.Warn("order with an id the collector would refuse dropped", "type", typeName(o.GetType()),
+			"action_id", clipEnd(id, MaxActionID), "bytes", len(id))
+		return
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	switch {
@@ -272,6 +281,11 @@ func (a *Actuator) handle(ctx context.Context, o *hwhealv1.ActionOrder) {
 	if why := a.refusal(o); why != "" {
 		log.Warn("order refused", "reason", why, "requested_by", o.GetRequestedBy())
 		a.report(log, a.update(id, hwhealv1.ActionOutcome_ACTION_OUTCOME_REFUSED, dry, why))
+		// As in finish: once the ledger says finished, a resend reports
+		// nothing, so the refusal must be on disk first.
+		if err := a.cfg.Sync(); err != nil {
+			log.Error("could not make the refusal durable", "err", err)
+		}
 		if err := a.ledger.finish(id, t, OutcomeRefused); err != nil {
 			log.Error("could not record the refusal in the ledger", "err", err)
 		}
@@ -416,9 +430,19 @@ func (a *Actuator) update(id string, oc hwhealv1.ActionOutcome, dry bool, msg st
 	}
 }
 
+// report spools u, clipped (and split) to what the collector takes: an
+// update it refuses is lost, after holding up every report behind it.
 func (a *Actuator) report(log *slog.Logger, u *hwhealv1.ActionUpdate) {
-	if err := a.cfg.Report(u); err != nil {
-		log.Error("could not spool an action update", "outcome", u.GetOutcome().String(), "err", err)
+	if id := u.GetActionId(); len(id) > MaxActionID || !utf8.ValidString(id) {
+		// Deliver drops such orders; a ledger an older agent wrote may
+		// still hold one.
+		log.Error("action update not spooled: the collector refuses its id", "outcome", u.GetOutcome().String(), "bytes", len(id))
+		return
+	}
+	for _, b := range bound(u) {
+		if err := a.cfg.Report(b); err != nil {
+			log.Error("could not spool an action update", "outcome", b.GetOutcome().String(), "err", err)
+		}
 	}
 }
 

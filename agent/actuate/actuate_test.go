@@ -2,6 +2,7 @@ package actuate
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -230,7 +231,10 @@ func TestGuardRefusesRebootLoop(t *testing.T) {
 
 // TestGuardRefuses: an action type not in the allow-list and an order
 // planned against another boot are refused with the reason, nothing runs,
-// and a resend of the refused id reports nothing more.
+// and a resend of the refused id reports nothing more. The refusal is
+// synced before the ledger records it: once the ledger says finished, a
+// resend reports nothing, so a refusal lost with the spool's unsynced
+// tail would be lost for good.
 func TestGuardRefuses(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -255,13 +259,31 @@ func TestGuardRefuses(t *testing.T) {
 			cfg := baseConfig(t, dir, s, executor.Step{Name: "record", Run: record})
 			cfg.Executors[action.Migrate] = &executor.Runbook{Steps: []executor.Step{{Name: "record", Run: record}}}
 			cfg.Executors[action.Reboot] = &executor.Reboot{Method: executor.RebootCommand, Command: record}
+			id := tt.order.GetId()
+			// Written by Run's goroutine, read once stop has returned.
+			var durableFirst, syncedAfterLedger bool
+			s.onSync = func() {
+				switch reported, inLedger := len(s.of(id)) == 1, ledgerFinished(dir, id); {
+				case reported && !inLedger:
+					durableFirst = true
+				case inLedger:
+					syncedAfterLedger = true
+				}
+			}
 			a, stop := start(t, cfg)
 			a.Deliver(tt.order)
-			f := s.final(t, tt.order.GetId())
+			f := s.final(t, id)
 			if f.GetOutcome() != refused || f.GetMessage() != tt.want {
 				t.Fatalf("final %v, want REFUSED %q", f, tt.want)
 			}
 			stop()
+			s.onSync = nil
+			if !ledgerFinished(dir, id) {
+				t.Fatal("the ledger does not record the refusal")
+			}
+			if !durableFirst {
+				t.Fatalf("no sync between spooling the refusal and recording it in the ledger (a sync after it: %v)", syncedAfterLedger)
+			}
 			a, _ = start(t, cfg)
 			a.Deliver(tt.order)
 			a.Deliver(offline("marker"))
@@ -302,9 +324,7 @@ func TestRebootRecovery(t *testing.T) {
 			a, stop := start(t, cfg)
 			a.Deliver(reboot("r1", time.Hour))
 			waitFile(t, asked)
-			for len(s.steps("r1")) == 0 {
-				time.Sleep(10 * time.Millisecond)
-			}
+			waitUntil(t, 10*time.Second, "the reboot step of r1 to be reported", func() bool { return len(s.steps("r1")) > 0 })
 			stop() // what the reboot does to the agent
 			if n := s.finals("r1"); n != 0 {
 				t.Fatalf("%d final updates before the node came back", n)
@@ -424,17 +444,10 @@ func waitGone(t *testing.T, pidFile string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	waitUntil(t, 5*time.Second, fmt.Sprintf("process %d, started by the step, to be gone", pid), func() bool {
 		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil || strings.Contains(string(b), ") Z ") {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("process %d outlived its step", pid)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return err != nil || strings.Contains(string(b), ") Z ")
+	})
 }
 
 // TestStopInterrupts: stopping the actuator mid-step kills the step and

@@ -34,7 +34,9 @@ const (
 //	    - {name: lb-weight-zero, run: [/usr/local/bin/lbctl, weight, "0"], timeout: 30s, retries: 2, retry_delay: 5s}
 //
 // An empty Allow runs no action: the agent announces no guard and the
-// collector sends it no order.
+// collector sends it no order. A step's name and its run are in every
+// report of the step, so they are held to what the collector takes:
+// MaxStepName bytes of name, MaxStepArgs arguments of MaxStepArg bytes.
 type Remediation struct {
 	// Allow lists the action types the agent runs.
 	Allow []hwhealv1.ActionType
@@ -250,8 +252,8 @@ func (p *parser) argv(n *yaml.Node, path string) []string {
 		return nil
 	}
 	argv := p.stringList(n, path)
-	if n.Kind != yaml.SequenceNode {
-		return nil
+	if n.Kind != yaml.SequenceNode || len(argv) != len(n.Content) {
+		return nil // reported by stringList
 	}
 	if len(argv) == 0 {
 		p.errorf(n, path, "is empty, want a command")
@@ -267,8 +269,22 @@ func (p *parser) argv(n *yaml.Node, path string) []string {
 			return nil
 		}
 	}
+	// Every step report carries the command: past the collector's bounds
+	// each report of the step would be refused.
+	if len(argv) > MaxStepArgs {
+		p.errorf(n, path, "has %d arguments, at most %d: %s", len(argv), MaxStepArgs, longScriptHint)
+		return nil
+	}
+	for i, a := range argv {
+		if len(a) > MaxStepArg {
+			p.errorf(yamldoc.Resolve(n.Content[i]), fmt.Sprintf("%s[%d]", path, i), "is %d bytes, at most %d: %s", len(a), MaxStepArg, longScriptHint)
+			return nil
+		}
+	}
 	return argv
 }
+
+const longScriptHint = "put a long script in a file and run that, e.g. run: [/usr/local/lib/hwheal/drain.sh]"
 
 // ParseRemediation reads the remediation section of the agent's
 // configuration file; file names it in errors. Every problem found is
@@ -381,6 +397,8 @@ func (p *parser) runbook(n *yaml.Node, path string) []executor.Step {
 				if name, ok := p.scalar(v, kp); ok {
 					if strings.TrimSpace(name) == "" {
 						p.errorf(v, kp, "is empty")
+					} else if len(name) > MaxStepName {
+						p.errorf(v, kp, "is %d bytes, at most %d", len(name), MaxStepName)
 					} else if first, dup := names[name]; dup {
 						p.errorf(v, kp, "%q names another step too (line %d)", name, first)
 					}

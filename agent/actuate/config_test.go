@@ -126,6 +126,17 @@ func TestParseRemediation(t *testing.T) {
 		{name: "window too long", in: "remediation:\n  reboot:\n    window: 3000h\n", want: `remediation.reboot.window: 3000h0m0s is not within 1m0s and 2160h0m0s`},
 		{name: "allowed without runbook", in: "remediation:\n  allow: [reboot, offline]\n", want: `cfg.yaml:2: remediation: offline is allowed but remediation.offline has no runbook steps`},
 		{name: "allowed with empty runbook", in: "remediation:\n  allow: [migrate]\n  migrate: []\n", want: `cfg.yaml:3: remediation: migrate is allowed but remediation.migrate has no runbook steps`},
+		{name: "at the collector's bounds", in: "remediation:\n  offline:\n    - name: " + strings.Repeat("n", 128) + "\n      run: [/bin/sh, -c, " + strings.Repeat("x", 4096) + strings.Repeat(", a", 61) + "]\n"},
+		{name: "long argument", in: "remediation:\n  offline:\n    - name: a\n      run:\n        - /bin/sh\n        - -c\n        - " + strings.Repeat("x", 4097) + "\n",
+			want: `cfg.yaml:7: remediation.offline[0].run[2]: is 4097 bytes, at most 4096: put a long script in a file and run that`},
+		{name: "long block script", in: "remediation:\n  offline:\n    - name: a\n      run:\n        - /bin/sh\n        - -c\n        - |\n" + strings.Repeat("          echo "+strings.Repeat("x", 95)+"\n", 50),
+			want: `cfg.yaml:7: remediation.offline[0].run[2]: is 5050 bytes, at most 4096: put a long script in a file`},
+		{name: "too many arguments", in: "remediation:\n  online:\n    - name: a\n      run: [/bin/echo" + strings.Repeat(", a", 64) + "]\n",
+			want: `cfg.yaml:4: remediation.online[0].run: has 65 arguments, at most 64: put a long script in a file`},
+		{name: "long reboot command", in: "remediation:\n  reboot:\n    method: command\n    command: [/bin/sh, -c, " + strings.Repeat("x", 5000) + "]\n",
+			want: `cfg.yaml:4: remediation.reboot.command[2]: is 5000 bytes, at most 4096`},
+		{name: "long step name", in: "remediation:\n  migrate:\n    - name: " + strings.Repeat("n", 129) + "\n      run: [/bin/true]\n",
+			want: `cfg.yaml:3: remediation.migrate[0].name: is 129 bytes, at most 128`},
 		{name: "every problem reported", in: "remediation:\n  allw: 1\n  dry_run: 2\n", want: "cfg.yaml:2: remediation: unknown key \"allw\" (want one of allow, dry_run, reboot, offline, migrate, online)\ncfg.yaml:3: remediation.dry_run: \"2\" is not true or false"},
 	}
 	for _, tt := range tests {
@@ -188,6 +199,7 @@ func FuzzParseRemediation(f *testing.F) {
 		"steps: &s\n  - {name: a, run: [/bin/true]}\nremediation:\n  allow: [online]\n  online: *s\n",
 		"remediation: [offline]\n",
 		"remediation:\n  offline:\n    - name: a\n      run: [\"/bin/sh\", \"-c\", \"\\0\"]\n",
+		"remediation:\n  offline:\n    - name: a\n      run: [/bin/sh, -c, " + strings.Repeat("x", 4097) + "]\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -211,6 +223,11 @@ func FuzzParseRemediation(f *testing.F) {
 			for _, s := range steps {
 				if s.Name == "" || len(s.Run) == 0 || s.Run[0] == "" || s.Timeout <= 0 || s.Retries < 0 || s.Retries > maxRetries || s.RetryDelay < 0 {
 					t.Fatalf("%s: step %+v accepted", typeName(typ), s)
+				}
+				// Past the collector's bounds every report of the step
+				// would be refused.
+				if len(s.Name) > MaxStepName || len(s.Run) > MaxStepArgs || slices.ContainsFunc(s.Run, func(a string) bool { return len(a) > MaxStepArg }) {
+					t.Fatalf("%s: step %.200q accepted past the bounds", typeName(typ), s.Name)
 				}
 			}
 		}

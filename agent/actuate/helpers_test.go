@@ -35,6 +35,8 @@ type sink struct {
 	// events, when set, gets "sync" appended at each Sync, so that a
 	// test can order syncs against what commands write there.
 	events string
+	// onSync, when set, is called at each Sync (from Run's goroutine).
+	onSync func()
 	wake   chan struct{}
 }
 
@@ -54,8 +56,11 @@ func (s *sink) report(u *hwhealv1.ActionUpdate) error {
 func (s *sink) sync() error {
 	s.mu.Lock()
 	s.syncs++
-	events := s.events
+	events, onSync := s.events, s.onSync
 	s.mu.Unlock()
+	if onSync != nil {
+		onSync()
+	}
 	if events != "" {
 		return appendLine(events, "sync")
 	}
@@ -198,18 +203,26 @@ func lines(t *testing.T, path string) []string {
 	return strings.Fields(string(b))
 }
 
-func waitFile(t *testing.T, path string) {
+// waitUntil polls cond until it holds, and fails the test naming what
+// it waited for if it does not within timeout: a regression fails, it
+// does not hang until go test's own timeout.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if b, err := os.ReadFile(path); err == nil && strings.HasSuffix(string(b), "\n") {
-			return
-		}
+	deadline := time.Now().Add(timeout)
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s never written", path)
+			t.Fatalf("waited %s for %s", timeout, what)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+func waitFile(t *testing.T, path string) {
+	t.Helper()
+	waitUntil(t, 10*time.Second, path+" to be written", func() bool {
+		b, err := os.ReadFile(path)
+		return err == nil && strings.HasSuffix(string(b), "\n")
+	})
 }
 
 func ledgerLines(t *testing.T, dir string) []string {
@@ -219,4 +232,19 @@ func ledgerLines(t *testing.T, dir string) []string {
 		t.Fatal(err)
 	}
 	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+}
+
+// ledgerFinished says whether dir's ledger records id's end. It does not
+// fail the test: it is called from Run's goroutine too.
+func ledgerFinished(dir, id string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, ledgerFile))
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, `"id":"`+id+`"`) && strings.Contains(l, `"event":"finished"`) {
+			return true
+		}
+	}
+	return false
 }
