@@ -237,7 +237,13 @@ func (s *Server) connect(stream hwhealv1.AgentService_ConnectServer) error {
 		"takes_orders", me.orders != nil)
 	if me.orders != nil {
 		s.queuePending(ctx, node, me, log)
-		go s.sendOrders(ctx, stream, me, log)
+		// Joined before the handler returns: gRPC forbids a Send on a
+		// stream whose handler has returned. The deferred cancel (below
+		// in defer order: it runs first) ends it.
+		var sender sync.WaitGroup
+		sender.Go(func() { s.sendOrders(ctx, stream, me, log) })
+		defer sender.Wait()
+		defer cancel(nil)
 	}
 
 	// The receive loop submits batches without waiting for them to be

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -14,6 +15,12 @@ import (
 )
 
 const timeFormat = "2006-01-02T15:04:05Z07:00"
+
+// policyChanged starts the reason of an action the collector cancelled
+// because the policy changed under it: its faults are proposed again, under
+// the new policy, at once. Other cancellations by the collector (the fault
+// resolved, the node rebooted) wait for new evidence.
+const policyChanged = "policy changed: "
 
 // dispatch sends the approved actions that may go now, oldest first, and
 // records for the others what they wait for.
@@ -45,7 +52,7 @@ func (p *Planner) dispatch(ctx context.Context, s *snapshot) error {
 				continue
 			}
 			got, err := p.change(ctx, store.ActionChange{ID: a.GetId(), From: []hwhealv1.ActionState{action.Approved},
-				To: action.Approved, Actor: actorCollector, Time: s.now, Waiting: &waiting})
+				To: action.Approved, Actor: actorCollector, Time: p.cfg.Now(), Waiting: &waiting})
 			if err := ignoreConflict(err); err != nil {
 				return fmt.Errorf("record what action %s waits for: %w", a.GetId(), err)
 			}
@@ -69,6 +76,12 @@ func (p *Planner) gate(s *snapshot, a *hwhealv1.Action) (waiting, cancel string)
 		return "", "the node is no longer known to the collector"
 	}
 	automatic := a.GetRule() != ""
+	// The policy may have changed since the action was approved (the
+	// collector restarted with a new file): dry-run is the kill switch an
+	// operator reaches for, and it must hold for what is already queued.
+	if !a.GetDryRun() && (pol.DryRun || automatic && pol.DryRunFor(ruleNamed(pol.Rules, a.GetRule()))) {
+		return "", policyChanged + "the policy is in dry-run now; it was not when the action was approved"
+	}
 	if nb := a.GetNotBefore(); nb != nil && s.now.Before(nb.AsTime()) {
 		return "scheduled for " + nb.AsTime().Format(timeFormat), ""
 	}
@@ -87,7 +100,13 @@ func (p *Planner) gate(s *snapshot, a *hwhealv1.Action) (waiting, cancel string)
 	if automatic {
 		r := ruleNamed(pol.Rules, a.GetRule())
 		if r == nil {
-			return "", fmt.Sprintf("rule %s is no longer in the policy", a.GetRule())
+			return "", fmt.Sprintf(policyChanged+"rule %s is no longer in the policy", a.GetRule())
+		}
+		if step := int(a.GetLadderStep()); step >= len(r.Ladder) || r.Ladder[step].Action != a.GetType() {
+			return "", fmt.Sprintf(policyChanged+"rule %s no longer has %s as step %d", r.Name, action.TypeName(a.GetType()), step+1)
+		}
+		if mode := r.Ladder[a.GetLadderStep()].Approval.Mode; stricter(mode, a.GetApproval()) && !a.GetDryRun() {
+			return "", fmt.Sprintf(policyChanged+"rule %s now asks for %s approval of this step, not %s", r.Name, approvalName(mode), approvalName(a.GetApproval()))
 		}
 		if w, frozen := pol.Frozen(s.now); frozen {
 			return "freeze " + w.Name, ""
@@ -128,27 +147,57 @@ func (p *Planner) gate(s *snapshot, a *hwhealv1.Action) (waiting, cancel string)
 			return "", fmt.Sprintf("the node's service state changed since the action was planned (%s -> %s)", serviceName(was), serviceName(is))
 		}
 	}
+	// What an action waits for is stored with it, and a new text is an
+	// audit record and an event: name the limit, not its figures, which
+	// change with every node that goes or comes (status has those).
 	if takesOut(a) {
 		if ok, why := s.fleet.Admit(pol.Limits, name); !ok {
-			return "limit: " + why, ""
+			return "limit: " + limitName(why), ""
 		}
 	} else if a.GetDryRun() && (a.GetType() == action.Reboot || a.GetType() == action.Offline || a.GetType() == action.Migrate) {
 		// A dry run takes nothing out, but says what the limits would do.
 		if ok, why := s.fleet.Admit(pol.Limits, name); !ok {
-			return "limit (dry run): " + why, ""
+			return "limit (dry run): " + limitName(why), ""
 		}
 	}
 	return "", ""
+}
+
+// limitName is the limit a refusal of limits.Fleet.Admit names: the text
+// before its colon ("max_out_of_service", "rack=r12", "min_available").
+func limitName(why string) string {
+	name, _, _ := strings.Cut(why, ":")
+	return name + " (figures in hwhealctl status)"
+}
+
+// stricter reports whether approval mode a asks more of people than b.
+func stricter(a, b hwhealv1.ApprovalMode) bool {
+	rank := func(m hwhealv1.ApprovalMode) int {
+		switch m {
+		case hwhealv1.ApprovalMode_APPROVAL_MODE_TWO_PERSON:
+			return 3
+		case hwhealv1.ApprovalMode_APPROVAL_MODE_REQUIRED:
+			return 2
+		case hwhealv1.ApprovalMode_APPROVAL_MODE_AUTO:
+			return 1
+		}
+		return 0
+	}
+	return rank(a) > rank(b)
 }
 
 func (p *Planner) dispatchOne(ctx context.Context, s *snapshot, a *hwhealv1.Action) error {
 	empty := ""
 	got, err := p.change(ctx, store.ActionChange{
 		ID: a.GetId(), From: []hwhealv1.ActionState{action.Approved}, To: action.Dispatched,
-		Actor: actorCollector, Reason: "dispatched to the node's agent", Time: s.now, Waiting: &empty,
+		Actor: actorCollector, Reason: "dispatched to the node's agent", Time: p.cfg.Now(), Waiting: &empty,
 	})
 	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-		return nil // cancelled meanwhile
+		// Cancelled meanwhile, or the node came back in a new boot after
+		// this pass read it (the store refuses to dispatch an automatic
+		// action in another boot than it was planned in): the next pass
+		// reads it again and cancels it.
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("dispatch action %s: %w", a.GetId(), err)

@@ -194,3 +194,28 @@ func (w *world) ordersTo(node string) []*hwhealv1.ActionOrder {
 	defer w.mu.Unlock()
 	return append([]*hwhealv1.ActionOrder(nil), w.sent[node]...)
 }
+
+// restart replaces the planner by one with another policy on the same
+// store, as a collector restarted with a new policy file.
+func (w *world) restart(policyYAML string) {
+	w.t.Helper()
+	pol, err := policy.Parse([]byte(policyYAML), "test-policy.yaml")
+	if err != nil {
+		w.t.Fatalf("policy: %v", err)
+	}
+	cfg := w.p.cfg
+	cfg.Policy = pol
+	p, err := New(cfg)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.p, w.pol = p, pol
+}
+
+// disconnect records that node's agent went away.
+func (w *world) disconnect(node string) {
+	w.t.Helper()
+	if _, err := w.st.Disconnected(w.ctx, node, w.clock()); err != nil {
+		w.t.Fatal(err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,9 +65,16 @@ type Planner struct {
 	metrics *metrics
 	wake    chan struct{}
 
-	// mu serialises passes (Run's and tests' Pass) and guards lastSent.
+	// mu serialises passes (Run's and tests' Pass) and the remediation
+	// switch, so that a pause acknowledged to an operator is seen by every
+	// later dispatch; it guards lastSent and escalated.
 	mu       sync.Mutex
 	lastSent map[string]time.Time // action id -> when its order was last handed to Send
+	// escalated holds the faults this process already escalated.
+	escalated map[uint64]bool
+	// approveMu serialises approvals: whether one completes a two-person
+	// rule depends on the approvals before it.
+	approveMu sync.Mutex
 }
 
 // New checks cfg and returns a Planner.
@@ -93,11 +101,12 @@ func New(cfg Config) (*Planner, error) {
 		cfg.NewID = newID
 	}
 	return &Planner{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		metrics:  newMetrics(cfg.Registerer),
-		wake:     make(chan struct{}, 1),
-		lastSent: make(map[string]time.Time),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		metrics:   newMetrics(cfg.Registerer),
+		wake:      make(chan struct{}, 1),
+		lastSent:  make(map[string]time.Time),
+		escalated: make(map[uint64]bool),
 	}, nil
 }
 
@@ -127,6 +136,7 @@ func (p *Planner) Run(ctx context.Context) error {
 	pol := p.cfg.Policy
 	p.log.Info("remediation planner started", "policy", pol.File, "policy_sha256", pol.SHA256,
 		"dry_run", pol.DryRun, "rules", len(pol.Rules))
+	p.auditPolicy(ctx)
 	t := time.NewTicker(p.cfg.Interval)
 	defer t.Stop()
 	// A woken pass waits for a fifth of the interval since the last one:
@@ -197,4 +207,23 @@ func (p *Planner) change(ctx context.Context, ch store.ActionChange) (*hwhealv1.
 		return evs, err
 	})
 	return out, err
+}
+
+// auditPolicy records the policy in force when the planner starts, so the
+// audit log says under which rules every later decision was taken. A
+// failure is logged: the planner runs on, its decisions are audited.
+func (p *Planner) auditPolicy(ctx context.Context) {
+	pol := p.cfg.Policy
+	file := pol.File
+	if file == "" {
+		file = "(built-in default)"
+	}
+	detail, _ := json.Marshal(map[string]any{"file": file, "sha256": pol.SHA256, "dry_run": pol.DryRun, "rules": len(pol.Rules)})
+	err := p.write(ctx, func(ctx context.Context) ([]*hwhealv1.Event, error) {
+		_, err := p.cfg.Store.AppendAudit(ctx, store.AuditEntry{Actor: actorCollector, Kind: "policy.loaded", Detail: string(detail), Time: p.cfg.Now()})
+		return nil, err
+	})
+	if err != nil && ctx.Err() == nil {
+		p.log.Warn("audit of the policy in force failed", "err", err)
+	}
 }

@@ -491,6 +491,9 @@ manual:
 	}
 	w.advance(time.Hour)
 	w.pass()
+	w.wantState(a.GetId(), action.Dispatched) // the agent gets a grace to say it timed out itself
+	w.advance(6 * time.Minute)
+	w.pass()
 	a = w.wantState(a.GetId(), action.TimedOut)
 	if n := w.node("n1"); n.GetServiceState() != action.Draining {
 		t.Fatalf("service after a timed-out offline = %v, want DRAINING", n.GetServiceState())

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/hwheal/hwheal/collector/store"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 	"github.com/hwheal/hwheal/remediation/action"
 	"github.com/hwheal/hwheal/remediation/approval"
@@ -64,26 +65,74 @@ func (p *Planner) propose(ctx context.Context, s *snapshot) error {
 	return nil
 }
 
-// ladderStep decides which step of r's ladder, if any, the node's faults
-// call for, given the last action r proposed for the node. escalate is set
-// when the ladder is used up.
-func (p *Planner) ladderStep(s *snapshot, name string, r *policy.Rule, faults []*hwhealv1.FaultRecord) (step int, ok bool, why string) {
-	var evidence time.Time
-	ids := make(map[uint64]bool)
-	for _, f := range faults {
-		if t := f.GetLastSeen().AsTime(); t.After(evidence) {
-			evidence = t
-		}
-		ids[f.GetId()] = true
+// evidenceTime is when the collector received the fault's latest report,
+// on its own clock: the agent's last_seen may be hours off. A record from a
+// store without it falls back to last_seen.
+func evidenceTime(f *hwhealv1.FaultRecord) time.Time {
+	if f.GetReceived() != nil {
+		return f.GetReceived().AsTime()
 	}
-	var last, lastAny *hwhealv1.Action
+	return f.GetLastSeen().AsTime()
+}
+
+// openedTime is when the fault opened (or last reopened), on the
+// collector's clock; first_seen for a record without it.
+func openedTime(f *hwhealv1.FaultRecord) time.Time {
+	if f.GetOpened() != nil {
+		return f.GetOpened().AsTime()
+	}
+	return f.GetFirstSeen().AsTime()
+}
+
+// lastActions returns the newest action on the node, and the newest r
+// proposed for it, however old: a ladder must not forget that it acted (or
+// that people said no) because the action left the pass's lookback. The
+// snapshot holds every action of the lookback, so only a node without one
+// there costs a lookup.
+func (p *Planner) lastActions(ctx context.Context, s *snapshot, name, rule string) (lastAny, last *hwhealv1.Action, err error) {
 	for _, a := range s.actions[name] { // newest first
 		if lastAny == nil {
 			lastAny = a
 		}
-		if last == nil && a.GetRule() == r.Name {
+		if last == nil && a.GetRule() == rule {
 			last = a
 		}
+	}
+	newest := func(f store.ActionFilter) (*hwhealv1.Action, error) {
+		as, _, err := p.cfg.Store.ListActions(ctx, f, store.Page{Size: 1})
+		if err != nil || len(as) == 0 {
+			return nil, err
+		}
+		return as[0], nil
+	}
+	if lastAny == nil {
+		if lastAny, err = newest(store.ActionFilter{Node: name}); err != nil {
+			return nil, nil, fmt.Errorf("last action on %s: %w", name, err)
+		}
+	}
+	if last == nil && lastAny != nil {
+		if last, err = newest(store.ActionFilter{Node: name, Rule: rule}); err != nil {
+			return nil, nil, fmt.Errorf("last action of rule %s on %s: %w", rule, name, err)
+		}
+	}
+	return lastAny, last, nil
+}
+
+// ladderStep decides which step of r's ladder, if any, the node's faults
+// call for, given the last action r proposed for the node (last) and the
+// last action on the node of any kind (lastAny). A step past the end of the
+// ladder means the ladder is used up.
+//
+// All times compared are the collector's: when it received the faults'
+// reports, and when its actions were created and finished.
+func (p *Planner) ladderStep(lastAny, last *hwhealv1.Action, r *policy.Rule, faults []*hwhealv1.FaultRecord) (step int, ok bool, why string) {
+	var evidence time.Time
+	ids := make(map[uint64]bool)
+	for _, f := range faults {
+		if t := evidenceTime(f); t.After(evidence) {
+			evidence = t
+		}
+		ids[f.GetId()] = true
 	}
 	// An operator's action on the node after the latest evidence wins: the
 	// node is theirs until the faults show new evidence.
@@ -119,6 +168,9 @@ func (p *Planner) ladderStep(s *snapshot, name string, r *policy.Rule, faults []
 		if overlaps && approval.IsPerson(last.GetDecision().GetActor()) {
 			return 0, false, ""
 		}
+		if strings.HasPrefix(last.GetResult(), policyChanged) {
+			return 0, true, "" // the new policy decides afresh
+		}
 		if overlaps && !newEvidence {
 			return 0, false, ""
 		}
@@ -147,7 +199,11 @@ func (p *Planner) ladderStep(s *snapshot, name string, r *policy.Rule, faults []
 // proposeFor creates the action of r for the node's faults, or escalates.
 func (p *Planner) proposeFor(ctx context.Context, s *snapshot, name string, r *policy.Rule, faults []*hwhealv1.FaultRecord) (bool, error) {
 	pol := p.cfg.Policy
-	step, ok, why := p.ladderStep(s, name, r, faults)
+	lastAny, last, err := p.lastActions(ctx, s, name, r.Name)
+	if err != nil {
+		return false, err
+	}
+	step, ok, why := p.ladderStep(lastAny, last, r, faults)
 	if !ok {
 		return false, nil
 	}
@@ -200,8 +256,10 @@ func (p *Planner) proposeFor(ctx context.Context, s *snapshot, name string, r *p
 		DryRun:         dryRun,
 		PlannedBootId:  node.GetBootId(),
 		PlannedService: action.Normal(node.GetServiceState()),
-		Created:        timestamppb.New(s.now),
-		Updated:        timestamppb.New(s.now),
+		// The write's own time, not the pass's: events and audit records
+		// keep the order of their ids in time.
+		Created: timestamppb.New(p.cfg.Now()),
+		Updated: timestamppb.New(p.cfg.Now()),
 	}
 	p.setApproval(a, st.Approval, s.now)
 	if err := p.create(ctx, a); err != nil {
@@ -249,9 +307,14 @@ func (p *Planner) create(ctx context.Context, a *hwhealv1.Action) error {
 	return nil
 }
 
-// escalate hands the faults to people, once per fault.
+// escalate hands the faults to people, once per fault. The store records
+// each fault once; the planner remembers which it already sent there, so a
+// node whose ladder is used up costs no write on every pass.
 func (p *Planner) escalate(ctx context.Context, s *snapshot, faults []*hwhealv1.FaultRecord, actor, reason string) error {
 	for _, f := range faults {
+		if p.escalated[f.GetId()] {
+			continue
+		}
 		var n int
 		err := p.write(ctx, func(ctx context.Context) ([]*hwhealv1.Event, error) {
 			evs, err := p.cfg.Store.Escalate(ctx, f.GetId(), actor, reason, s.now)
@@ -261,6 +324,7 @@ func (p *Planner) escalate(ctx context.Context, s *snapshot, faults []*hwhealv1.
 		if err != nil {
 			return fmt.Errorf("escalate fault %d: %w", f.GetId(), err)
 		}
+		p.escalated[f.GetId()] = true
 		if n > 0 {
 			p.metrics.escalations.Inc()
 			p.log.Warn("fault escalated to people", "fault", f.GetId(), "node", f.GetNode(), "class", f.GetFaultClass(), "reason", reason)

@@ -38,6 +38,10 @@ func (p *Planner) Request(ctx context.Context, node string, t hwhealv1.ActionTyp
 	}
 	now := p.cfg.Now()
 	ap := p.cfg.Policy.ManualApproval(t)
+	// A person's request that nobody answered never runs: "proceed" is
+	// for planned work the policy offers, or a requester alone could get
+	// a reboot no approver agreed to by waiting.
+	ap.OnExpiry = hwhealv1.ExpiryOutcome_EXPIRY_OUTCOME_DENY
 	timeout := action.DefaultTimeout(t)
 	a := &hwhealv1.Action{
 		Id:             p.cfg.NewID(),
@@ -66,6 +70,11 @@ func (p *Planner) Request(ctx context.Context, node string, t hwhealv1.ActionTyp
 // when the approvals complete its mode it is approved, to run at once or
 // at `at` (non-zero), which must fall before its approval deadline.
 func (p *Planner) Approve(ctx context.Context, id, actor, reason string, at time.Time) (*hwhealv1.Action, error) {
+	// Whether this approval completes the action's mode depends on the
+	// approvals before it: two approvers at once must not both be the
+	// first.
+	p.approveMu.Lock()
+	defer p.approveMu.Unlock()
 	a, err := p.cfg.Store.GetAction(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("action %s: %w", id, err)
@@ -94,9 +103,11 @@ func (p *Planner) Approve(ctx context.Context, id, actor, reason string, at time
 	}
 	if complete {
 		ch.To = action.Approved
-		if !at.IsZero() {
-			ch.NotBefore = &at
-		}
+	}
+	// An approver's time stands even when another approval is still
+	// needed: the last approver need not repeat it.
+	if !at.IsZero() {
+		ch.NotBefore = &at
 	}
 	got, err := p.change(ctx, ch)
 	if err != nil {
@@ -166,10 +177,14 @@ func (p *Planner) Resume(ctx context.Context, actor, reason string) (*hwhealv1.R
 }
 
 func (p *Planner) setPaused(ctx context.Context, paused bool, actor, reason string) (*hwhealv1.RemediationStatus, error) {
+	// Not during a pass: a pass read the switch when it started, and must
+	// not dispatch after the operator was told remediation is paused.
+	p.mu.Lock()
 	err := p.write(ctx, func(ctx context.Context) ([]*hwhealv1.Event, error) {
 		evs, _, err := p.cfg.Store.SetPaused(ctx, paused, store.Note{Actor: actor, Reason: reason, Time: p.cfg.Now()})
 		return evs, err
 	})
+	p.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}

@@ -143,13 +143,23 @@ func takesOut(a *hwhealv1.Action) bool {
 	return false
 }
 
+// limitNodes is the fleet as the limits count it. A node is busy while an
+// action that takes it out is in flight, and also while it is away after
+// such an action ended without success (a reboot that timed out, the node
+// never back): its service state says it is back as it was, but it does
+// no work until its agent returns, and a string of hung reboots must not
+// take the fleet out one limit's worth at a time.
 func (s *snapshot) limitNodes() []limits.Node {
 	out := make([]limits.Node, 0, len(s.names))
 	for _, name := range s.names {
 		n := s.nodes[name]
 		busy := false
-		for _, a := range s.actions[name] {
+		for i, a := range s.actions[name] { // newest first
 			if action.InFlight(a.GetState()) && takesOut(a) {
+				busy = true
+			}
+			if i == 0 && !n.GetConnected() && takesOut(a) && action.IsFinal(a.GetState()) &&
+				a.GetDispatched() != nil && a.GetState() != action.Succeeded {
 				busy = true
 			}
 		}

@@ -43,8 +43,11 @@ func (p *Planner) watchInFlight(ctx context.Context, s *snapshot) error {
 		if timeout <= 0 {
 			timeout = action.DefaultTimeout(a.GetType())
 		}
-		if a.GetDispatched() != nil && s.now.Sub(a.GetDispatched().AsTime()) >= timeout {
-			res := fmt.Sprintf("no final update from the agent within %s of dispatch", timeout)
+		// The agent's clock for the same timeout starts when it takes the
+		// order up, a little after dispatch: its own "timed out" report
+		// must have the time to arrive before the collector gives up.
+		if a.GetDispatched() != nil && s.now.Sub(a.GetDispatched().AsTime()) >= timeout+timeoutGrace(timeout) {
+			res := fmt.Sprintf("no final update from the agent within %s of dispatch", timeout+timeoutGrace(timeout))
 			if err := p.move(ctx, s, a, action.TimedOut, actorCollector, res, &res); err != nil {
 				return err
 			}
@@ -68,7 +71,7 @@ func (p *Planner) watchInFlight(ctx context.Context, s *snapshot) error {
 func (p *Planner) move(ctx context.Context, s *snapshot, a *hwhealv1.Action, to hwhealv1.ActionState, actor, reason string, result *string) error {
 	got, err := p.change(ctx, store.ActionChange{
 		ID: a.GetId(), From: []hwhealv1.ActionState{a.GetState()}, To: to,
-		Actor: actor, Reason: reason, Time: s.now, Result: result,
+		Actor: actor, Reason: reason, Time: p.cfg.Now(), Result: result,
 	})
 	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
 		p.log.Debug("action changed meanwhile", "action", a.GetId(), "to", to.String())
@@ -97,7 +100,7 @@ func (p *Planner) expireApprovals(ctx context.Context, s *snapshot) error {
 				reason := fmt.Sprintf("no answer by the approval deadline %s: the policy proceeds with planned work", deadline.Format("2006-01-02T15:04:05Z07:00"))
 				got, err := p.change(ctx, store.ActionChange{
 					ID: a.GetId(), From: []hwhealv1.ActionState{action.AwaitingApproval}, To: action.Approved,
-					Actor: actorCollector, Reason: reason, Time: s.now,
+					Actor: actorCollector, Reason: reason, Time: p.cfg.Now(),
 					Approval: note(actorCollector, reason, s.now),
 				})
 				if err := ignoreConflict(err); err != nil {
@@ -127,7 +130,7 @@ func (p *Planner) breaker(ctx context.Context, s *snapshot) error {
 			if p.cfg.Policy.RuleFor(f.GetFaultClass(), f.GetSeverity()) == nil {
 				continue
 			}
-			faults = append(faults, limits.FaultOpen{Node: name, Class: f.GetFaultClass(), FirstSeen: f.GetFirstSeen().AsTime()})
+			faults = append(faults, limits.FaultOpen{Node: name, Class: f.GetFaultClass(), FirstSeen: openedTime(f)})
 		}
 	}
 	// Faults that opened before the last resume were the operator's to
@@ -143,7 +146,7 @@ func (p *Planner) breaker(ctx context.Context, s *snapshot) error {
 	reason := fmt.Sprintf("storm breaker: %s opened on %d nodes within %s (threshold %d): a bad rule, a firmware push or a power event, not broken parts; automatic actions pause until an operator resumes",
 		class, nodes, p.cfg.Policy.Breaker.Window, threshold)
 	err := p.write(ctx, func(ctx context.Context) ([]*hwhealv1.Event, error) {
-		evs, _, err := p.cfg.Store.SetPaused(ctx, true, store.Note{Actor: actorBreaker, Reason: reason, Time: s.now})
+		evs, _, err := p.cfg.Store.SetPaused(ctx, true, store.Note{Actor: actorBreaker, Reason: reason, Time: p.cfg.Now()})
 		return evs, err
 	})
 	if err != nil {
@@ -161,4 +164,10 @@ func ignoreConflict(err error) error {
 		return nil
 	}
 	return err
+}
+
+// timeoutGrace is how much longer than an action's timeout the collector
+// waits for the agent's final update: a tenth, between 10 s and 2 min.
+func timeoutGrace(timeout time.Duration) time.Duration {
+	return min(max(timeout/10, 10*time.Second), 2*time.Minute)
 }

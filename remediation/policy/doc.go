@@ -49,8 +49,9 @@
 //	  reboot: 24h
 //	  offline: 1h
 //	max_per_node_per_week: 3        # automatic actions per node in any 7 days; 0: no cap
-//	manual:                         # operators' requests (hwhealctl remediate); default required
-//	  reboot: required              # or {approval: two-person, ttl: 4h, on_expiry: deny}
+//	manual:                         # operators' requests (hwhealctl remediate); default required;
+//	                                # unanswered they expire (on_expiry proceed is refused here)
+//	  reboot: required              # or {approval: two-person, ttl: 4h}
 //	  offline: required
 //	  online: auto
 //	rules:                          # file order: the first rule that covers a fault applies

@@ -212,6 +212,13 @@ func (l *loader) policy(root *yaml.Node, p *Policy) {
 		for _, e := range l.fields(v, "manual: ", "action", action.TypeNames()) {
 			t, _ := action.ParseType(e.key)
 			if a, ok := l.approval(e.v, "manual: "+e.key, p.Approval); ok {
+				if a.OnExpiry == hwhealv1.ExpiryOutcome_EXPIRY_OUTCOME_PROCEED && e.v.Kind == yaml.MappingNode && hasKey(e.v, "on_expiry") {
+					l.errorf(e.v.Line, "manual: %s: on_expiry proceed is for planned work a rule offers; a person's request nobody approved never runs (it expires)", e.key)
+					continue
+				}
+				// A person's request nobody answered never runs, whatever
+				// the approval defaults say.
+				a.OnExpiry = hwhealv1.ExpiryOutcome_EXPIRY_OUTCOME_DENY
 				p.Manual[t] = a
 			}
 		}
@@ -231,7 +238,7 @@ func fillManual(p *Policy) {
 			p.Manual[t] = Approval{
 				Mode:     hwhealv1.ApprovalMode_APPROVAL_MODE_REQUIRED,
 				TTL:      p.Approval.TTL,
-				OnExpiry: p.Approval.OnExpiry,
+				OnExpiry: hwhealv1.ExpiryOutcome_EXPIRY_OUTCOME_DENY,
 			}
 		}
 	}
@@ -783,4 +790,14 @@ func definedWindows(m map[string]int) string {
 	}
 	slices.Sort(names)
 	return strings.Join(names, ", ")
+}
+
+// hasKey reports whether mapping n has key k.
+func hasKey(n *yaml.Node, k string) bool {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == k {
+			return true
+		}
+	}
+	return false
 }

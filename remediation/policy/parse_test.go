@@ -246,11 +246,13 @@ rules:
 	if len(p.Cooldowns) != 0 || p.MaxPerNodePerWeek != 0 {
 		t.Errorf("cooldowns %v, cap %d: want none", p.Cooldowns, p.MaxPerNodePerWeek)
 	}
-	proceed := hwhealv1.ExpiryOutcome_EXPIRY_OUTCOME_PROCEED
-	if a := p.ManualApproval(action.Reboot); a != (Approval{Mode: hwhealv1.ApprovalMode_APPROVAL_MODE_TWO_PERSON, TTL: 2 * time.Hour, OnExpiry: proceed}) {
+	// The defaults' proceed is for rules' planned work: a person's request
+	// nobody answered expires.
+	deny := hwhealv1.ExpiryOutcome_EXPIRY_OUTCOME_DENY
+	if a := p.ManualApproval(action.Reboot); a != (Approval{Mode: hwhealv1.ApprovalMode_APPROVAL_MODE_TWO_PERSON, TTL: 2 * time.Hour, OnExpiry: deny}) {
 		t.Errorf("manual reboot %+v", a)
 	}
-	if a := p.ManualApproval(action.Online); a != (Approval{Mode: hwhealv1.ApprovalMode_APPROVAL_MODE_REQUIRED, TTL: 2 * time.Hour, OnExpiry: proceed}) {
+	if a := p.ManualApproval(action.Online); a != (Approval{Mode: hwhealv1.ApprovalMode_APPROVAL_MODE_REQUIRED, TTL: 2 * time.Hour, OnExpiry: deny}) {
 		t.Errorf("manual online %+v", a)
 	}
 	r := p.Rules[0]
@@ -258,7 +260,7 @@ rules:
 		t.Errorf("rule %+v", r)
 	}
 	s0, s1 := r.Ladder[0], r.Ladder[1]
-	if s0.Approval != (Approval{Mode: hwhealv1.ApprovalMode_APPROVAL_MODE_REQUIRED, TTL: 2 * time.Hour, OnExpiry: proceed}) || s0.Timeout != 20*time.Minute {
+	if s0.Approval != (Approval{Mode: hwhealv1.ApprovalMode_APPROVAL_MODE_REQUIRED, TTL: 2 * time.Hour, OnExpiry: hwhealv1.ExpiryOutcome_EXPIRY_OUTCOME_PROCEED}) || s0.Timeout != 20*time.Minute {
 		t.Errorf("step 1 %+v", s0)
 	}
 	if s1.Approval.TTL != time.Hour || s1.Timeout != 2*time.Hour {
@@ -319,6 +321,8 @@ var badPolicies = []struct {
 	line int
 	msg  string
 }{
+	{"manual request that proceeds unanswered", "manual:\n  reboot:\n    approval: two-person\n    on_expiry: proceed\n", 3,
+		"manual: reboot: on_expiry proceed is for planned work"},
 	{"unknown top key", "dry_run: true\nlimit:\n  max_out_of_service: 3\n", 2,
 		`unknown key "limit" (want dry_run, limits, breaker, approval, windows, freezes, cooldowns, max_per_node_per_week, manual or rules)`},
 	{"unknown step key", "rules:\n  - name: r\n    classes: [memory.ue]\n    ladder:\n      - action: offline\n        timout: 20m\n", 6,
