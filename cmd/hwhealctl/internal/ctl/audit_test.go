@@ -108,6 +108,39 @@ func TestAuditVerify(t *testing.T) {
 		}
 	})
 
+	t.Run("expect", func(t *testing.T) {
+		var at3 auditchain.Verifier
+		for _, r := range log[:3] {
+			if err := at3.Add(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		noted := fmt.Sprintf("3:%s", at3.Head())
+		if out := e.ctl(t, "vic", "audit", "verify", "--expect", noted); !strings.Contains(out, "the first 3 records are the ones written down") {
+			t.Errorf("--expect on the same log: %q", out)
+		}
+		// The whole log rewritten with every hash recomputed: it verifies
+		// on its own, but not against the head written down.
+		rewritten := auditLog(5)
+		rewritten[0].Actor = "mallory"
+		prev := auditchain.Genesis
+		for _, r := range rewritten {
+			r.PrevHash = prev
+			r.Hash = auditchain.RecordHash(r)
+			prev = r.Hash
+		}
+		f.update(func(d *fakeData) { d.audit = rewritten })
+		_, _, err := e.run(t, "vic", "audit", "verify", "--expect", noted)
+		wantErr(t, err, "audit record 3 hashes to")
+		// Cut short.
+		f.update(func(d *fakeData) { d.audit = log[:2] })
+		_, _, err = e.run(t, "vic", "audit", "verify", "--expect", noted)
+		wantErr(t, err, "holds 2 records, fewer than the 3 written down")
+		f.update(func(d *fakeData) { d.audit = log })
+		_, _, err = e.run(t, "vic", "audit", "verify", "--expect", "3:abc")
+		wantErr(t, err, "want N:HEAD")
+	})
+
 	broken := []struct {
 		name   string
 		change func([]*hwhealv1.AuditRecord) []*hwhealv1.AuditRecord
