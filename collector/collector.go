@@ -337,60 +337,29 @@ func (c *Collector) Run(ctx context.Context) error {
 		c.ingest.Run(writerCtx)
 	}()
 
-	// The classifier's sweep and peer rules write through the writer, so
-	// they stop before it; webhooks deliver from the store until then, so
-	// that the disconnects recorded on the way down leave too. Both stop
-	// after the streams, not when the shutdown starts.
+	// The classifier's sweep and peer rules and the remediation planner
+	// write through the writer, so they stop before it; webhooks deliver
+	// from the store until then, so that the disconnects recorded on the
+	// way down leave too. All stop after the streams, not when the
+	// shutdown starts.
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var bg sync.WaitGroup
 	bg.Go(func() { c.classify.Run(bgCtx) })
 	bg.Go(func() { c.planner.Run(bgCtx) })
+	// Wake the planner on what it acts on: faults, agents coming and going
+	// (a new boot id confirms a reboot), action changes (an agent's update
+	// frees its node for the next action).
 	bg.Go(func() {
-		// Wake the planner on what it acts on: faults, agents coming and
-		// going (a new boot id confirms a reboot), action changes (an
-		// agent's update frees its node for the next action). A
-		// subscription that fell behind is replaced; the planner's own
-		// interval covers the gap.
-		for bgCtx.Err() == nil {
-			sub := c.broker.Subscribe()
-		follow:
-			for {
-				select {
-				case <-bgCtx.Done():
-					break follow
-				case ev := <-sub.C():
-					if wakesPlanner(ev.GetType()) {
-						c.planner.Wake()
-					}
-				case <-sub.Done():
-					break follow
-				}
+		c.onEvents(bgCtx, func(ev *hwhealv1.Event) {
+			if wakesPlanner(ev.GetType()) {
+				c.planner.Wake()
 			}
-			sub.Close()
-		}
+		})
 	})
 	if c.webhooks != nil {
 		bg.Go(func() { c.webhooks.Run(bgCtx) })
-		bg.Go(func() {
-			// Wake the dispatcher on every stored event; a subscription
-			// that fell behind is replaced (the dispatcher's poll and
-			// the store's log cover the gap).
-			for bgCtx.Err() == nil {
-				sub := c.broker.Subscribe()
-			follow:
-				for {
-					select {
-					case <-bgCtx.Done():
-						break follow
-					case <-sub.C():
-						c.webhooks.Notify()
-					case <-sub.Done():
-						break follow
-					}
-				}
-				sub.Close()
-			}
-		})
+		// Wake the dispatcher on every stored event.
+		bg.Go(func() { c.onEvents(bgCtx, func(*hwhealv1.Event) { c.webhooks.Notify() }) })
 	}
 
 	serveErr := make(chan error, 2)
@@ -463,4 +432,26 @@ func wakesPlanner(t hwhealv1.EventType) bool {
 		return true
 	}
 	return false
+}
+
+// onEvents calls fn with every event published until ctx is done. A
+// subscription that fell behind is replaced: its users only take events as
+// a wake-up and catch up from the store (the webhook dispatcher's poll and
+// cursor, the planner's interval), so a gap costs time, not events.
+func (c *Collector) onEvents(ctx context.Context, fn func(*hwhealv1.Event)) {
+	for ctx.Err() == nil {
+		sub := c.broker.Subscribe()
+	follow:
+		for {
+			select {
+			case <-ctx.Done():
+				break follow
+			case ev := <-sub.C():
+				fn(ev)
+			case <-sub.Done():
+				break follow
+			}
+		}
+		sub.Close()
+	}
 }
