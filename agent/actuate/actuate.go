@@ -201,13 +201,13 @@ func (a *Actuator) Counts() []Count {
 func (a *Actuator) Deliver(o *hwhealv1.ActionOrder) {
 	id := o.GetId()
 	if id == "" {
-		a.log.Warn("order without id dropped", "type", typeName(o.GetType()))
+		a.log.Warn("order without id dropped", "type", action.TypeLabel(o.GetType()))
 		return
 	}
 	if len(id) > MaxActionID || !utf8.ValidString(id) {
 		// Not one of the collector's ids (16 hex digits): the collector
 		// would refuse every update about it.
-		a.log.Warn("order with an id the collector would refuse dropped", "type", typeName(o.GetType()),
+		a.log.Warn("order with an id the collector would refuse dropped", "type", action.TypeLabel(o.GetType()),
 			"action_id", clipEnd(id, MaxActionID), "bytes", len(id))
 		return
 	}
@@ -271,7 +271,7 @@ func (a *Actuator) Run(ctx context.Context) error {
 // handle runs one order through the ledger, the guard and its executor.
 func (a *Actuator) handle(ctx context.Context, o *hwhealv1.ActionOrder) {
 	id, t := o.GetId(), o.GetType()
-	log := a.log.With("action_id", id, "action", typeName(t))
+	log := a.log.With("action_id", id, "action", action.TypeLabel(t))
 	if e := a.ledger.get(id); e != nil {
 		// Its result already went through the spool.
 		log.Debug("order already handled, not run again", "outcome", e.outcome)
@@ -322,7 +322,7 @@ func (a *Actuator) handle(ctx context.Context, o *hwhealv1.ActionOrder) {
 	defer cancel()
 	ex := a.cfg.Executors[t]
 	if ex == nil { // dry run only (New checks)
-		a.finish(log, o, dry, OutcomeSucceeded, fmt.Sprintf("dry run: no %s executor is configured; nothing would run", typeName(t)))
+		a.finish(log, o, dry, OutcomeSucceeded, fmt.Sprintf("dry run: no %s executor is configured; nothing would run", action.TypeLabel(t)))
 		return
 	}
 	rctx := octx
@@ -384,7 +384,7 @@ func (a *Actuator) awaitReboot(ctx, octx context.Context, log *slog.Logger, o *h
 func (a *Actuator) refusal(o *hwhealv1.ActionOrder) string {
 	t := o.GetType()
 	if !slices.Contains(a.cfg.Allow, t) {
-		return fmt.Sprintf("local guard: %s is not in this agent's allow-list", typeName(t))
+		return fmt.Sprintf("local guard: %s is not in this agent's allow-list", action.TypeLabel(t))
 	}
 	if b := o.GetBootId(); b != "" && b != a.cfg.BootID {
 		if a.cfg.BootID == "" {
@@ -448,7 +448,7 @@ func (a *Actuator) report(log *slog.Logger, u *hwhealv1.ActionUpdate) {
 
 func (a *Actuator) count(t hwhealv1.ActionType, outcome string) {
 	a.mu.Lock()
-	a.counts[countKey{typeName(t), outcome}]++
+	a.counts[countKey{action.TypeLabel(t), outcome}]++
 	a.mu.Unlock()
 }
 
@@ -479,7 +479,7 @@ func (a *Actuator) recover() error {
 				msg = "the agent restarted before the node rebooted"
 			}
 		}
-		a.log.Info("action left unfinished by an earlier start", "action_id", id, "action", typeName(e.typ),
+		a.log.Info("action left unfinished by an earlier start", "action_id", id, "action", action.TypeLabel(e.typ),
 			"started", e.started, "outcome", outcome, "message", msg)
 		a.report(a.log, a.update(id, oc, e.dryRun, msg))
 		results = append(results, result{id, e.typ, outcome})

@@ -69,7 +69,7 @@ func TestExampleConfig(t *testing.T) {
 	ex := r.Executors()
 	for _, typ := range r.Allow {
 		if ex[typ] == nil {
-			t.Errorf("no executor for %s", typeName(typ))
+			t.Errorf("no executor for %s", action.TypeLabel(typ))
 		}
 	}
 }
@@ -222,12 +222,12 @@ func FuzzParseRemediation(f *testing.F) {
 		for typ, steps := range r.Runbooks {
 			for _, s := range steps {
 				if s.Name == "" || len(s.Run) == 0 || s.Run[0] == "" || s.Timeout <= 0 || s.Retries < 0 || s.Retries > maxRetries || s.RetryDelay < 0 {
-					t.Fatalf("%s: step %+v accepted", typeName(typ), s)
+					t.Fatalf("%s: step %+v accepted", action.TypeLabel(typ), s)
 				}
 				// Past the collector's bounds every report of the step
 				// would be refused.
 				if len(s.Name) > MaxStepName || len(s.Run) > MaxStepArgs || slices.ContainsFunc(s.Run, func(a string) bool { return len(a) > MaxStepArg }) {
-					t.Fatalf("%s: step %.200q accepted past the bounds", typeName(typ), s.Name)
+					t.Fatalf("%s: step %.200q accepted past the bounds", action.TypeLabel(typ), s.Name)
 				}
 			}
 		}
@@ -236,7 +236,7 @@ func FuzzParseRemediation(f *testing.F) {
 		}
 		for _, typ := range r.Allow {
 			if slices.Contains(runbookTypes, typ) && len(r.Runbooks[typ]) == 0 && !r.DryRun {
-				t.Fatalf("%s allowed without a runbook", typeName(typ))
+				t.Fatalf("%s allowed without a runbook", action.TypeLabel(typ))
 			}
 		}
 	})

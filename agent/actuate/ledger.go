@@ -206,7 +206,7 @@ func (l *ledger) apply(rec record) {
 	}
 }
 
-// parseTypeName reads typeName's output back.
+// parseTypeName reads action.TypeLabel's output back.
 func parseTypeName(s string) hwhealv1.ActionType {
 	if t, ok := action.ParseType(s); ok {
 		return t
@@ -217,25 +217,17 @@ func parseTypeName(s string) hwhealv1.ActionType {
 	return hwhealv1.ActionType(hwhealv1.ActionType_value[s])
 }
 
-// typeName is the short name of t, or its enum name when it has none.
-func typeName(t hwhealv1.ActionType) string {
-	if n := action.TypeName(t); n != "" {
-		return n
-	}
-	return t.String()
-}
-
 func (l *ledger) get(id string) *entry { return l.entries[id] }
 
 // start records that id is about to run; it returns once that is on disk.
 func (l *ledger) start(id string, t hwhealv1.ActionType, bootID string, dryRun bool) error {
-	return l.append(record{ID: id, Event: evStarted, Type: typeName(t), BootID: bootID, DryRun: dryRun, Time: l.now()})
+	return l.append(record{ID: id, Event: evStarted, Type: action.TypeLabel(t), BootID: bootID, DryRun: dryRun, Time: l.now()})
 }
 
 // finish records how id ended (outcome "refused" for an order that never
 // started).
 func (l *ledger) finish(id string, t hwhealv1.ActionType, outcome string) error {
-	return l.append(record{ID: id, Event: evFinished, Type: typeName(t), Outcome: outcome, Time: l.now()})
+	return l.append(record{ID: id, Event: evFinished, Type: action.TypeLabel(t), Outcome: outcome, Time: l.now()})
 }
 
 func (l *ledger) append(rec record) error {
@@ -313,11 +305,11 @@ func (l *ledger) compact() error {
 	for _, k := range keep {
 		e := k.e
 		if !e.started.IsZero() {
-			enc.Encode(record{ID: k.id, Event: evStarted, Type: typeName(e.typ), BootID: e.bootID, DryRun: e.dryRun, Time: e.started})
+			enc.Encode(record{ID: k.id, Event: evStarted, Type: action.TypeLabel(e.typ), BootID: e.bootID, DryRun: e.dryRun, Time: e.started})
 			lines++
 		}
 		if e.done {
-			enc.Encode(record{ID: k.id, Event: evFinished, Type: typeName(e.typ), Outcome: e.outcome, Time: e.finished})
+			enc.Encode(record{ID: k.id, Event: evFinished, Type: action.TypeLabel(e.typ), Outcome: e.outcome, Time: e.finished})
 			lines++
 		}
 	}

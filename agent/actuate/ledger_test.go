@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hwheal/hwheal/remediation/action"
 	"github.com/hwheal/hwheal/remediation/executor"
 )
 
@@ -136,7 +137,7 @@ func TestParseRecord(t *testing.T) {
 	if err := parseRecord([]byte(`{"id":"a","event":"finished","outcome":"refused","type":"reboot","time":"2026-01-01T00:00:00Z","future":1}`), &r); err != nil {
 		t.Fatal(err)
 	}
-	if parseTypeName(r.Type) != 1 || parseTypeName("ACTION_TYPE_MIGRATE") != 3 || parseTypeName(typeName(99)) != 99 {
+	if parseTypeName(r.Type) != 1 || parseTypeName("ACTION_TYPE_MIGRATE") != 3 || parseTypeName(action.TypeLabel(99)) != 99 {
 		t.Fatal("type names not read back")
 	}
 }

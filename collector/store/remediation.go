@@ -3,10 +3,10 @@ package store
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
+	"github.com/hwheal/hwheal/remediation/action"
 )
 
 // ErrConflict is returned by ChangeAction when the action is not in one of
@@ -32,7 +32,7 @@ const (
 // "action.<state>", the state's name in lower case without its prefix
 // ("action.approved", "action.timed_out").
 func AuditKind(s hwhealv1.ActionState) string {
-	return "action." + strings.ToLower(strings.TrimPrefix(s.String(), "ACTION_STATE_"))
+	return "action." + action.StateName(s)
 }
 
 // ActionFilter selects actions. Zero values select everything.

@@ -7,6 +7,7 @@
 package action
 
 import (
+	"strings"
 	"time"
 
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
@@ -218,3 +219,34 @@ func ParseType(name string) (hwhealv1.ActionType, bool) {
 
 // TypeNames lists the short names, in ladder order of harm.
 func TypeNames() []string { return []string{"migrate", "reboot", "offline", "online"} }
+
+// TypeLabel is TypeName, or for a type this build does not know the
+// enum's own name (its number): what logs, ledgers and environments say.
+func TypeLabel(t hwhealv1.ActionType) string {
+	if n := TypeName(t); n != "" {
+		return n
+	}
+	return t.String()
+}
+
+// StateName is the short name of an action state in audit records, logs,
+// messages and hwhealctl --state: "awaiting_approval", "timed_out".
+func StateName(s hwhealv1.ActionState) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "ACTION_STATE_"))
+}
+
+// ServiceName is the short name of a service state: "in_service",
+// "offline"; UNSPECIFIED (a node stored before remediation) reads as
+// in_service, as Normal says.
+func ServiceName(s hwhealv1.ServiceState) string {
+	return strings.ToLower(strings.TrimPrefix(Normal(s).String(), "SERVICE_STATE_"))
+}
+
+// ApprovalName is the policy's spelling of an approval mode: "auto",
+// "required", "two-person"; "" for UNSPECIFIED.
+func ApprovalName(m hwhealv1.ApprovalMode) string {
+	if m == hwhealv1.ApprovalMode_APPROVAL_MODE_UNSPECIFIED {
+		return ""
+	}
+	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(m.String(), "APPROVAL_MODE_")), "_", "-")
+}

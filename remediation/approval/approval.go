@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
+	"github.com/hwheal/hwheal/remediation/action"
 )
 
 var (
@@ -48,7 +49,7 @@ func IsPerson(actor string) bool {
 //     for a person's request, two for a policy's.
 func Check(a *hwhealv1.Action, approver string) (complete bool, err error) {
 	if a.GetState() != hwhealv1.ActionState_ACTION_STATE_AWAITING_APPROVAL {
-		return false, fmt.Errorf("%w (it is %s)", ErrNotAwaiting, stateName(a.GetState()))
+		return false, fmt.Errorf("%w (it is %s)", ErrNotAwaiting, action.StateName(a.GetState()))
 	}
 	if slices.Contains(a.GetApprovedBy(), approver) {
 		return false, fmt.Errorf("%w: %s", ErrAlreadyApproved, approver)
@@ -85,8 +86,4 @@ func Needed(a *hwhealv1.Action) string {
 		return "two approvers"
 	}
 	return "an approver"
-}
-
-func stateName(s hwhealv1.ActionState) string {
-	return strings.ToLower(strings.TrimPrefix(s.String(), "ACTION_STATE_"))
 }

@@ -90,7 +90,7 @@ func environ(order *hwhealv1.ActionOrder, env Env, path, step string, attempt in
 	return []string{
 		kv("PATH", path),
 		kv("HWHEAL_ACTION_ID", order.GetId()),
-		kv("HWHEAL_ACTION", typeName(order.GetType())),
+		kv("HWHEAL_ACTION", action.TypeLabel(order.GetType())),
 		kv("HWHEAL_NODE", env.Node),
 		kv("HWHEAL_REASON", order.GetReason()),
 		kv("HWHEAL_FAULT_CLASSES", strings.Join(order.GetFaultClasses(), ",")),
@@ -98,12 +98,4 @@ func environ(order *hwhealv1.ActionOrder, env Env, path, step string, attempt in
 		kv("HWHEAL_STEP", step),
 		kv("HWHEAL_ATTEMPT", strconv.Itoa(attempt)),
 	}
-}
-
-// typeName is the short name of t, or its enum name when it has none.
-func typeName(t hwhealv1.ActionType) string {
-	if n := action.TypeName(t); n != "" {
-		return n
-	}
-	return t.String()
 }

@@ -106,7 +106,7 @@ func (p *Planner) gate(s *snapshot, a *hwhealv1.Action) (waiting, cancel string)
 			return "", fmt.Sprintf(policyChanged+"rule %s no longer has %s as step %d", r.Name, action.TypeName(a.GetType()), step+1)
 		}
 		if mode := r.Ladder[a.GetLadderStep()].Approval.Mode; stricter(mode, a.GetApproval()) && !a.GetDryRun() {
-			return "", fmt.Sprintf(policyChanged+"rule %s now asks for %s approval of this step, not %s", r.Name, approvalName(mode), approvalName(a.GetApproval()))
+			return "", fmt.Sprintf(policyChanged+"rule %s now asks for %s approval of this step, not %s", r.Name, action.ApprovalName(mode), action.ApprovalName(a.GetApproval()))
 		}
 		if w, frozen := pol.Frozen(s.now); frozen {
 			return "freeze " + w.Name, ""
@@ -144,7 +144,7 @@ func (p *Planner) gate(s *snapshot, a *hwhealv1.Action) (waiting, cancel string)
 			return "", fmt.Sprintf("the node rebooted since the action was planned (boot id %s -> %s)", b, n.GetBootId())
 		}
 		if was, is := action.Normal(a.GetPlannedService()), action.Normal(n.GetServiceState()); was != is {
-			return "", fmt.Sprintf("the node's service state changed since the action was planned (%s -> %s)", serviceName(was), serviceName(is))
+			return "", fmt.Sprintf("the node's service state changed since the action was planned (%s -> %s)", action.ServiceName(was), action.ServiceName(is))
 		}
 	}
 	// What an action waits for is stored with it, and a new text is an
@@ -252,8 +252,4 @@ func compareStrings(a, b string) int {
 		return 1
 	}
 	return 0
-}
-
-func serviceName(s hwhealv1.ServiceState) string {
-	return stringsLowerTrim(s.String(), "SERVICE_STATE_")
 }

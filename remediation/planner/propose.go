@@ -191,7 +191,7 @@ func (p *Planner) ladderStep(lastAny, last *hwhealv1.Action, r *policy.Rule, fau
 		}
 		// The step did not work: the next one.
 		return int(last.GetLadderStep()) + 1, true, fmt.Sprintf("step %d (%s) of rule %s ended %s",
-			last.GetLadderStep()+1, action.TypeName(last.GetType()), r.Name, stateName(last.GetState()))
+			last.GetLadderStep()+1, action.TypeName(last.GetType()), r.Name, action.StateName(last.GetState()))
 	}
 	return 0, false, "" // not ended: live actions were checked before
 }
@@ -267,7 +267,7 @@ func (p *Planner) proposeFor(ctx context.Context, s *snapshot, name string, r *p
 	}
 	s.replace(a)
 	p.log.Info("action proposed", "action", a.GetId(), "node", name, "type", action.TypeName(a.GetType()),
-		"rule", r.Name, "step", step+1, "state", stateName(a.GetState()), "dry_run", dryRun)
+		"rule", r.Name, "step", step+1, "state", action.StateName(a.GetState()), "dry_run", dryRun)
 	return true, nil
 }
 
@@ -286,7 +286,7 @@ func (p *Planner) setApproval(a *hwhealv1.Action, ap policy.Approval, now time.T
 		a.State = action.Approved
 		a.ApprovedBy = []string{actorCollector}
 		a.Approvals = []*hwhealv1.ActionNote{note(actorCollector,
-			fmt.Sprintf("dry run: approval %s skipped, nothing will run", approvalName(ap.Mode)), now)}
+			fmt.Sprintf("dry run: approval %s skipped, nothing will run", action.ApprovalName(ap.Mode)), now)}
 	default:
 		a.State = action.AwaitingApproval
 		ttl := ap.TTL
@@ -335,12 +335,4 @@ func (p *Planner) escalate(ctx context.Context, s *snapshot, faults []*hwhealv1.
 
 func note(actor, reason string, t time.Time) *hwhealv1.ActionNote {
 	return &hwhealv1.ActionNote{Actor: actor, Reason: reason, Time: timestamppb.New(t)}
-}
-
-func stateName(s hwhealv1.ActionState) string {
-	return strings.ToLower(strings.TrimPrefix(s.String(), "ACTION_STATE_"))
-}
-
-func approvalName(m hwhealv1.ApprovalMode) string {
-	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(m.String(), "APPROVAL_MODE_")), "_", "-")
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -61,7 +60,7 @@ func (p *Planner) Request(ctx context.Context, node string, t hwhealv1.ActionTyp
 		return nil, err
 	}
 	p.log.Info("action requested", "action", a.GetId(), "node", node, "type", action.TypeName(t), "by", actor,
-		"state", stateName(a.GetState()), "dry_run", a.GetDryRun())
+		"state", action.StateName(a.GetState()), "dry_run", a.GetDryRun())
 	p.Wake()
 	return a, nil
 }
@@ -137,14 +136,14 @@ func (p *Planner) decide(ctx context.Context, id string, to hwhealv1.ActionState
 		ok = ok || a.GetState() == s
 	}
 	if !ok {
-		return nil, fmt.Errorf("%w: action %s is %s", ErrNotPending, id, stateName(a.GetState()))
+		return nil, fmt.Errorf("%w: action %s is %s", ErrNotPending, id, action.StateName(a.GetState()))
 	}
 	got, err := p.change(ctx, store.ActionChange{ID: id, From: []hwhealv1.ActionState{a.GetState()}, To: to, Actor: actor, Reason: reason, Time: p.cfg.Now()})
 	if errors.Is(err, store.ErrConflict) {
 		return nil, fmt.Errorf("%w: action %s changed meanwhile; look again", ErrNotPending, id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s action %s: %w", stateName(to), id, err)
+		return nil, fmt.Errorf("%s action %s: %w", action.StateName(to), id, err)
 	}
 	p.Wake()
 	return got, nil
@@ -250,8 +249,4 @@ func ruleNamed(rules []*policy.Rule, name string) *policy.Rule {
 		}
 	}
 	return nil
-}
-
-func stringsLowerTrim(s, prefix string) string {
-	return strings.ToLower(strings.TrimPrefix(s, prefix))
 }

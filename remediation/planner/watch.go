@@ -82,7 +82,7 @@ func (p *Planner) move(ctx context.Context, s *snapshot, a *hwhealv1.Action, to 
 	}
 	s.replace(got)
 	p.log.Info("action changed", "action", a.GetId(), "node", a.GetNode(), "type", action.TypeName(a.GetType()),
-		"state", stateName(to), "reason", reason)
+		"state", action.StateName(to), "reason", reason)
 	return nil
 }
 

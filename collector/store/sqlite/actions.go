@@ -75,7 +75,7 @@ func createAction(ctx context.Context, st *txStmts, a *hwhealv1.Action, created 
 	} else if n == 0 {
 		return nil, store.ErrExists
 	}
-	d := newDetail().str("type", action.TypeName(a.GetType())).str("state", stateName(a.GetState())).str("reason", a.GetReason()).
+	d := newDetail().str("type", action.TypeName(a.GetType())).str("state", action.StateName(a.GetState())).str("reason", a.GetReason()).
 		str("rule", a.GetRule()).str("fault_class", a.GetFaultClass()).uints("fault_ids", a.GetFaultIds()).
 		time("approval_deadline", a.GetApprovalDeadline())
 	if a.GetApproval() != hwhealv1.ApprovalMode_APPROVAL_MODE_UNSPECIFIED {
@@ -182,9 +182,9 @@ func changeAction(ctx context.Context, st *txStmts, ch store.ActionChange, at ti
 	moved := cur != ch.To
 	d := newDetail()
 	if moved {
-		d.str("from", stateName(cur)).str("to", stateName(ch.To))
+		d.str("from", action.StateName(cur)).str("to", action.StateName(ch.To))
 	} else {
-		d.str("state", stateName(cur))
+		d.str("state", action.StateName(cur))
 	}
 	d.str("reason", ch.Reason)
 	changed := moved
@@ -265,7 +265,7 @@ func changeAction(ctx context.Context, st *txStmts, ch store.ActionChange, at ti
 			}
 			a.Dispatched = timestamppb.New(at)
 			a.PlannedBootId, a.PlannedService = boot, svc
-			d.str("planned_boot_id", boot).str("planned_service", serviceName(svc))
+			d.str("planned_boot_id", boot).str("planned_service", action.ServiceName(svc))
 		}
 		if action.IsFinal(ch.To) {
 			a.Finished = timestamppb.New(at)
@@ -338,14 +338,14 @@ func (c *change) commit(ctx context.Context, st *txStmts) ([]*hwhealv1.Event, er
 				if _, err := st.s(sNodeServiceSet).ExecContext(ctx, a.GetNode(), int64(want), nanos(c.at)); err != nil {
 					return nil, fmt.Errorf("set service state of node %q: %w", a.GetNode(), err)
 				}
-				c.d.str("service_from", serviceName(cur)).str("service_to", serviceName(want))
+				c.d.str("service_from", action.ServiceName(cur)).str("service_to", action.ServiceName(want))
 				svcEv = &hwhealv1.Event{
 					Type:       hwhealv1.EventType_EVENT_TYPE_NODE_SERVICE_CHANGED,
 					Node:       a.GetNode(),
 					OldService: cur,
 					NewService: want,
 					Actor:      c.evActor,
-					Reason:     fmt.Sprintf("action %s %s", a.GetId(), stateName(a.GetState())),
+					Reason:     fmt.Sprintf("action %s %s", a.GetId(), action.StateName(a.GetState())),
 				}
 			}
 		}
@@ -421,7 +421,7 @@ func applyUpdate(ctx context.Context, st *txStmts, node string, u *hwhealv1.Acti
 		if action.IsFinal(cur) {
 			kind = "action.late_update"
 		}
-		d := newDetail().str("state", stateName(cur)).str("outcome", outcome).str("message", message).
+		d := newDetail().str("state", action.StateName(cur)).str("outcome", outcome).str("message", message).
 			int("steps", int64(len(u.GetSteps()))).bool("dry_run", u.GetDryRun())
 		_, err := appendAudit(ctx, st, auditRec{actor: agent, kind: kind, node: node, actionID: id, detail: d.String()}, received)
 		return nil, err
@@ -460,13 +460,13 @@ func applyUpdate(ctx context.Context, st *txStmts, node string, u *hwhealv1.Acti
 			a.Result = clipHead(u.GetMessage(), store.MaxStepOutput)
 		}
 		c.kind = store.AuditKind(to)
-		c.d = newDetail().str("from", stateName(cur)).str("to", stateName(to)).str("message", message).
+		c.d = newDetail().str("from", action.StateName(cur)).str("to", action.StateName(to)).str("message", message).
 			str("boot_id", clipHead(u.GetBootId(), maxAgentBootID)).bool("dry_run", u.GetDryRun())
 		if u.GetTime() != nil && u.GetTime().CheckValid() == nil {
 			c.d.time("agent_time", u.GetTime())
 		}
 	case dryMarked:
-		c.kind, c.d = "action.updated", newDetail().str("state", stateName(cur)).bool("dry_run", true)
+		c.kind, c.d = "action.updated", newDetail().str("state", action.StateName(cur)).bool("dry_run", true)
 	}
 	a.Updated = timestamppb.New(received)
 	return c.commit(ctx, st)
@@ -788,11 +788,6 @@ func actionsQuery(f store.ActionFilter, after *actionKey, limit int) (string, []
 	return q, append(args, limit)
 }
 
-// stateName is an action state in audit records: "approved", "timed_out".
-func stateName(s hwhealv1.ActionState) string { return enumName(s.String(), "ACTION_STATE_") }
-
-// serviceName is a service state in audit records: "in_service".
-func serviceName(s hwhealv1.ServiceState) string { return enumName(s.String(), "SERVICE_STATE_") }
-
-// enumName is an enum value's name without its prefix, in lower case.
+// enumName is a proto enum's name without its prefix, in lower case, for
+// the audit details of enums remediation/action has no name for.
 func enumName(name, prefix string) string { return strings.ToLower(strings.TrimPrefix(name, prefix)) }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
+	"github.com/hwheal/hwheal/remediation/action"
 )
 
 func newActionCmd(o *options) *cobra.Command {
@@ -50,7 +51,7 @@ func writeActionDetail(w io.Writer, a *hwhealv1.Action, now time.Time, loc *time
 	row("id", a.GetId())
 	row("node", a.GetNode())
 	row("action", actionTypeName(a.GetType()))
-	row("state", actionStateName(a.GetState()))
+	row("state", action.StateName(a.GetState()))
 	row("dry run", yesNo(a.GetDryRun()))
 	row("reason", orDash(a.GetReason()))
 	row("requested by", orDash(a.GetRequestedBy()))
@@ -81,7 +82,7 @@ func writeActionDetail(w io.Writer, a *hwhealv1.Action, now time.Time, loc *time
 		row("timeout", a.GetTimeout().AsDuration().String()+" from dispatch")
 	}
 	if a.GetPlannedBootId() != "" || a.GetPlannedService() != hwhealv1.ServiceState_SERVICE_STATE_UNSPECIFIED {
-		row("planned on", fmt.Sprintf("boot %s, %s", orDash(a.GetPlannedBootId()), serviceName(a.GetPlannedService())))
+		row("planned on", fmt.Sprintf("boot %s, %s", orDash(a.GetPlannedBootId()), action.ServiceName(a.GetPlannedService())))
 	}
 	if a.GetResult() != "" {
 		row("result", oneLine(a.GetResult()))

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
+	"github.com/hwheal/hwheal/remediation/action"
 )
 
 func newActionsCmd(o *options) *cobra.Command {
@@ -98,7 +99,7 @@ func writeActionTable(w io.Writer, actions []*hwhealv1.Action, now time.Time) er
 		if a.GetCreated() != nil {
 			age = ageString(now.Sub(a.GetCreated().AsTime()))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.GetId(), a.GetNode(), kind, actionStateName(a.GetState()), rule,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.GetId(), a.GetNode(), kind, action.StateName(a.GetState()), rule,
 			orDash(a.GetRequestedBy()), approvers(a), age, orDash(truncate(oneLine(waitingOrResult(a)), 80)))
 	}
 	return tw.Flush()

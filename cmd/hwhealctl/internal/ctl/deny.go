@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
+	"github.com/hwheal/hwheal/remediation/action"
 )
 
 func newDenyCmd(o *options) *cobra.Command {
@@ -46,7 +47,7 @@ func newDecisionCmd(o *options, verb, short string, call func(ctx context.Contex
 			if o.structured() {
 				return o.write(a)
 			}
-			fmt.Fprintf(o.stdout, "action %s: %s of %s is %s\n", a.GetId(), actionTypeName(a.GetType()), a.GetNode(), actionStateName(a.GetState()))
+			fmt.Fprintf(o.stdout, "action %s: %s of %s is %s\n", a.GetId(), actionTypeName(a.GetType()), a.GetNode(), action.StateName(a.GetState()))
 			if d := a.GetDecision(); d != nil {
 				fmt.Fprintf(o.stdout, "  by %s\n", noteString(d))
 			}

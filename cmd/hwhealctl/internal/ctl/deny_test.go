@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
+	"github.com/hwheal/hwheal/remediation/action"
 )
 
 func statusErr(code, msg string) error {
@@ -50,7 +51,7 @@ func TestDenyCancel(t *testing.T) {
 			if len(calls) != 1 || !proto.Equal(calls[0].req, tt.req("a-1", "disk replaced instead")) || calls[0].user != tt.user {
 				t.Errorf("requests %v", calls)
 			}
-			wantLines(t, out, "action a-1: reboot of web-1 is "+actionStateName(tt.state),
+			wantLines(t, out, "action a-1: reboot of web-1 is "+action.StateName(tt.state),
 				"by "+tt.user+" at 2026-03-01T12:00:00Z: disk replaced instead")
 
 			f.reset()

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
+	"github.com/hwheal/hwheal/remediation/action"
 )
 
 func newEventsCmd(o *options) *cobra.Command {
@@ -91,9 +92,9 @@ func writeEvent(o *options, ev *hwhealv1.Event) error {
 		line += fmt.Sprintf("  %s %s %s x%d  %s", f.GetFaultClass(), severityName(f.GetSeverity()), partString(f.GetPart()), f.GetCount(), f.GetSummary())
 	case hwhealv1.EventType_EVENT_TYPE_ACTION_CHANGED:
 		a := ev.GetAction()
-		line += fmt.Sprintf("  %s %s %s", a.GetId(), actionTypeName(a.GetType()), actionStateName(a.GetState()))
+		line += fmt.Sprintf("  %s %s %s", a.GetId(), actionTypeName(a.GetType()), action.StateName(a.GetState()))
 	case hwhealv1.EventType_EVENT_TYPE_NODE_SERVICE_CHANGED:
-		line += fmt.Sprintf("  %s -> %s", serviceName(ev.GetOldService()), serviceName(ev.GetNewService()))
+		line += fmt.Sprintf("  %s -> %s", action.ServiceName(ev.GetOldService()), action.ServiceName(ev.GetNewService()))
 	}
 	if ev.GetActor() != "" {
 		line += "  by " + ev.GetActor()

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
+	"github.com/hwheal/hwheal/remediation/action"
 )
 
 func newNodesCmd(o *options) *cobra.Command {
@@ -61,7 +62,7 @@ func newNodesCmd(o *options) *cobra.Command {
 			}
 			tw := newTable(o.stdout, "NAME", "HEALTH", "SERVICE", "CONNECTED", "OPEN FAULTS", "LAST SEEN", "LABELS")
 			for _, n := range nodes {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", n.GetName(), healthName(n.GetHealth()), serviceName(n.GetServiceState()),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", n.GetName(), healthName(n.GetHealth()), action.ServiceName(n.GetServiceState()),
 					yesNo(n.GetConnected()), n.GetOpenFaults(), timeString(n.GetLastSeen()), labelsString(n.GetLabels()))
 			}
 			return tw.Flush()
@@ -100,7 +101,7 @@ func newNodeCmd(o *options) *cobra.Command {
 			w := o.stdout
 			fmt.Fprintf(w, "Name:           %s\n", n.GetName())
 			fmt.Fprintf(w, "Health:         %s (since %s)\n", healthName(n.GetHealth()), timeString(n.GetHealthChanged()))
-			fmt.Fprintf(w, "Service:        %s (since %s)\n", serviceName(n.GetServiceState()), timeString(n.GetServiceChanged()))
+			fmt.Fprintf(w, "Service:        %s (since %s)\n", action.ServiceName(n.GetServiceState()), timeString(n.GetServiceChanged()))
 			fmt.Fprintf(w, "Guard:          %s\n", guardString(n.GetGuard()))
 			fmt.Fprintf(w, "Connected:      %s\n", yesNo(n.GetConnected()))
 			fmt.Fprintf(w, "Labels:         %s\n", labelsString(n.GetLabels()))

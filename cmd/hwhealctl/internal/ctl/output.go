@@ -220,22 +220,13 @@ func actionTypeName(t hwhealv1.ActionType) string {
 	return "-"
 }
 
-// actionStateName turns ACTION_STATE_AWAITING_APPROVAL into
-// "awaiting_approval", the spelling --state takes.
-func actionStateName(s hwhealv1.ActionState) string { return enumName(s.String(), "ACTION_STATE_") }
-
-// serviceName reads UNSPECIFIED (a node from before remediation) as
-// in_service, as the collector does.
-func serviceName(s hwhealv1.ServiceState) string {
-	return enumName(action.Normal(s).String(), "SERVICE_STATE_")
-}
-
-// approvalName is the policy's spelling: auto, required, two-person.
+// approvalName is the policy's spelling (auto, required, two-person), "-"
+// for none.
 func approvalName(m hwhealv1.ApprovalMode) string {
-	if m == hwhealv1.ApprovalMode_APPROVAL_MODE_UNSPECIFIED {
-		return "-"
+	if n := action.ApprovalName(m); n != "" {
+		return n
 	}
-	return strings.ReplaceAll(enumName(m.String(), "APPROVAL_MODE_"), "_", "-")
+	return "-"
 }
 
 func expiryName(e hwhealv1.ExpiryOutcome) string { return enumName(e.String(), "EXPIRY_OUTCOME_") }

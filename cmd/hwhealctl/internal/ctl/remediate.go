@@ -86,16 +86,16 @@ func writeActionNext(w io.Writer, a *hwhealv1.Action, now time.Time, loc *time.L
 		fmt.Fprintf(w, "\n  approve: hwhealctl approve %s [--at TIME]\n  deny:    hwhealctl deny %s --reason TEXT\n", id, id)
 	case action.Approved, action.Proposed:
 		if nb := a.GetNotBefore(); nb != nil && nb.AsTime().After(now) {
-			fmt.Fprintf(w, "%s: runs at %s\n", actionStateName(a.GetState()), localTime(nb.AsTime(), now, loc))
+			fmt.Fprintf(w, "%s: runs at %s\n", action.StateName(a.GetState()), localTime(nb.AsTime(), now, loc))
 		} else {
-			fmt.Fprintf(w, "%s: dispatched as soon as the limits, windows and freezes allow\n", actionStateName(a.GetState()))
+			fmt.Fprintf(w, "%s: dispatched as soon as the limits, windows and freezes allow\n", action.StateName(a.GetState()))
 		}
 		if a.GetWaiting() != "" {
 			fmt.Fprintf(w, "  waiting for: %s\n", a.GetWaiting())
 		}
 		fmt.Fprintf(w, "  cancel:  hwhealctl cancel %s --reason TEXT\n", id)
 	default:
-		fmt.Fprintf(w, "%s", actionStateName(a.GetState()))
+		fmt.Fprintf(w, "%s", action.StateName(a.GetState()))
 		if a.GetResult() != "" {
 			fmt.Fprintf(w, ": %s", a.GetResult())
 		}
