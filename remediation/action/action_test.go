@@ -122,3 +122,24 @@ func TestTypeNames(t *testing.T) {
 		t.Error("ParseType accepts shutdown")
 	}
 }
+
+func TestNames(t *testing.T) {
+	if got := StateName(AwaitingApproval); got != "awaiting_approval" {
+		t.Errorf("StateName = %q", got)
+	}
+	if got := ServiceName(hwhealv1.ServiceState_SERVICE_STATE_UNSPECIFIED); got != "in_service" {
+		t.Errorf("ServiceName(UNSPECIFIED) = %q", got)
+	}
+	if got := ApprovalName(hwhealv1.ApprovalMode_APPROVAL_MODE_TWO_PERSON); got != "two-person" {
+		t.Errorf("ApprovalName = %q", got)
+	}
+	if got := ApprovalName(0); got != "" {
+		t.Errorf("ApprovalName(UNSPECIFIED) = %q", got)
+	}
+	if got := TypeLabel(Reboot); got != "reboot" {
+		t.Errorf("TypeLabel = %q", got)
+	}
+	if got := TypeLabel(99); got != "99" {
+		t.Errorf("TypeLabel(99) = %q", got)
+	}
+}
