@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hwheal/hwheal/pkg/fsutil"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 	"github.com/hwheal/hwheal/remediation/action"
 )
@@ -133,7 +134,7 @@ func (l *ledger) load() error {
 	}
 	l.f = f
 	if created {
-		if err := syncDir(l.dir); err != nil {
+		if err := fsutil.SyncDir(l.dir); err != nil {
 			return err
 		}
 	}
@@ -313,16 +314,8 @@ func (l *ledger) compact() error {
 			lines++
 		}
 	}
-	tmp := l.path + ".tmp"
-	if err := writeSynced(tmp, buf.Bytes()); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, l.path); err != nil {
-		os.Remove(tmp)
+	if err := fsutil.WriteFileAtomic(l.dir, ledgerFile, buf.Bytes(), true); err != nil {
 		return fmt.Errorf("replace ledger: %w", err)
-	}
-	if err := syncDir(l.dir); err != nil {
-		return err
 	}
 	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -353,35 +346,4 @@ func (l *ledger) close() error {
 		l.lock.Close() // releases the flock
 	}
 	return err
-}
-
-func writeSynced(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
 }

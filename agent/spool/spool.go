@@ -56,6 +56,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/hwheal/hwheal/pkg/fsutil"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
 
@@ -354,7 +355,7 @@ func (s *Spool) loadStreamID() (string, error) {
 		return "", fmt.Errorf("read spool stream id %s: %w", path, err)
 	}
 	id := uuid.NewString()
-	if err := writeFileAtomic(s.dir, streamIDFile, []byte(id+"\n"), true); err != nil {
+	if err := fsutil.WriteFileAtomic(s.dir, streamIDFile, []byte(id+"\n"), true); err != nil {
 		return "", fmt.Errorf("write spool stream id: %w", err)
 	}
 	return id, nil
@@ -774,7 +775,7 @@ func (s *Spool) persistAck() error {
 	if done {
 		return nil
 	}
-	if err := writeFileAtomic(s.dir, ackedFile, []byte(strconv.FormatUint(v, 10)+"\n"), false); err != nil {
+	if err := fsutil.WriteFileAtomic(s.dir, ackedFile, []byte(strconv.FormatUint(v, 10)+"\n"), false); err != nil {
 		return fmt.Errorf("persist acked seq: %w", err)
 	}
 	s.mu.Lock()
@@ -853,7 +854,7 @@ func (s *Spool) syncLocked() error {
 		s.syncs++
 	}
 	if s.dirGen != s.dirSyncedGen {
-		if err := syncDir(s.dir); err != nil {
+		if err := fsutil.SyncDir(s.dir); err != nil {
 			return err
 		}
 		s.dirSyncedGen = s.dirGen
@@ -892,35 +893,6 @@ func (s *Spool) Close() error {
 	s.unlockDir()
 	if err != nil {
 		return fmt.Errorf("close spool %s: %w", s.dir, err)
-	}
-	return nil
-}
-
-// writeFileAtomic replaces dir/name through a temporary file and a rename,
-// so a crash leaves the old or the new content, never a torn one.
-func writeFileAtomic(dir, name string, data []byte, syncDirToo bool) error {
-	path := filepath.Join(dir, name)
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if syncDirToo {
-		return syncDir(dir)
 	}
 	return nil
 }
@@ -997,7 +969,7 @@ func (s *Spool) backgroundSync() {
 // syncDirGen fsyncs the directory and records that the entries of
 // generation gen are durable.
 func (s *Spool) syncDirGen(gen uint64) error {
-	if err := syncDir(s.dir); err != nil {
+	if err := fsutil.SyncDir(s.dir); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -1013,16 +985,4 @@ func syncFile(path string) error {
 	}
 	defer f.Close()
 	return f.Sync()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
 }
