@@ -2,9 +2,8 @@ package actuate
 
 import (
 	"fmt"
-	"strings"
-	"unicode/utf8"
 
+	"github.com/hwheal/hwheal/pkg/textclip"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 )
 
@@ -29,35 +28,6 @@ const (
 
 // clipMark stands where a clipped string was cut.
 const clipMark = "…"
-
-// clipEnd returns s as valid UTF-8 (a proto string must be), at most max
-// bytes, its end cut and marked: the start of a message or a name says
-// most.
-func clipEnd(s string, max int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if len(s) <= max {
-		return s
-	}
-	cut := max - len(clipMark)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + clipMark
-}
-
-// clipStart is clipEnd keeping the end: the end of a command's output
-// says how it ended.
-func clipStart(s string, max int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if len(s) <= max {
-		return s
-	}
-	cut := len(s) - (max - len(clipMark))
-	for cut < len(s) && !utf8.RuneStart(s[cut]) {
-		cut++
-	}
-	return clipMark + s[cut:]
-}
 
 // clipStep bounds st's fields in place: a step the executor reports is
 // handed over.
@@ -102,3 +72,11 @@ func bound(u *hwhealv1.ActionUpdate) []*hwhealv1.ActionUpdate {
 	u.Steps = steps
 	return append(out, u)
 }
+
+// clipEnd is s as valid UTF-8 (a proto string must be), at most max bytes,
+// its start kept and a cut marked.
+func clipEnd(s string, max int) string { return textclip.Head(s, max, clipMark) }
+
+// clipStart is clipEnd keeping the end: the end of a command's output says
+// how it ended.
+func clipStart(s string, max int) string { return textclip.Tail(s, max, clipMark) }

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hwheal/hwheal/collector/store"
+	"github.com/hwheal/hwheal/pkg/textclip"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
 	"github.com/hwheal/hwheal/remediation/action"
 	"google.golang.org/protobuf/proto"
@@ -403,14 +404,14 @@ func applyUpdate(ctx context.Context, st *txStmts, node string, u *hwhealv1.Acti
 		return nil, err
 	}
 	outcome := enumName(u.GetOutcome().String(), "ACTION_OUTCOME_")
-	message := clipHead(u.GetMessage(), maxAuditText)
+	message := textclip.Head(u.GetMessage(), maxAuditText, "")
 	if a == nil || a.GetNode() != node {
 		why := "unknown action"
 		if a != nil {
 			why = "action of node " + a.GetNode()
 		}
 		d := newDetail().str("why", why).str("outcome", outcome).str("message", message).int("steps", int64(len(u.GetSteps())))
-		r := auditRec{actor: agent, kind: "action.unknown_update", node: node, actionID: clipHead(id, maxAgentID), detail: d.String()}
+		r := auditRec{actor: agent, kind: "action.unknown_update", node: node, actionID: textclip.Head(id, maxAgentID, ""), detail: d.String()}
 		_, err := appendAudit(ctx, st, r, received)
 		return nil, err
 	}
@@ -457,11 +458,11 @@ func applyUpdate(ctx context.Context, st *txStmts, node string, u *hwhealv1.Acti
 		a.State = to
 		if action.IsFinal(to) {
 			a.Finished = timestamppb.New(received)
-			a.Result = clipHead(u.GetMessage(), store.MaxStepOutput)
+			a.Result = textclip.Head(u.GetMessage(), store.MaxStepOutput, "")
 		}
 		c.kind = store.AuditKind(to)
 		c.d = newDetail().str("from", action.StateName(cur)).str("to", action.StateName(to)).str("message", message).
-			str("boot_id", clipHead(u.GetBootId(), maxAgentBootID)).bool("dry_run", u.GetDryRun())
+			str("boot_id", textclip.Head(u.GetBootId(), maxAgentBootID, "")).bool("dry_run", u.GetDryRun())
 		if u.GetTime() != nil && u.GetTime().CheckValid() == nil {
 			c.d.time("agent_time", u.GetTime())
 		}
@@ -515,14 +516,14 @@ func (c *change) addSteps(ctx context.Context, st *txStmts, steps []*hwhealv1.Ac
 // end of its output, the start of its other text.
 func boundStep(in *hwhealv1.ActionStep) *hwhealv1.ActionStep {
 	s := proto.CloneOf(in)
-	s.Output = clipTail(s.GetOutput(), store.MaxStepOutput)
-	s.Name = clipHead(s.GetName(), maxStepName)
-	s.Error = clipHead(s.GetError(), maxStepError)
+	s.Output = textclip.Tail(s.GetOutput(), store.MaxStepOutput, "")
+	s.Name = textclip.Head(s.GetName(), maxStepName, "")
+	s.Error = textclip.Head(s.GetError(), maxStepError, "")
 	if len(s.Command) > maxStepArgs {
 		s.Command = s.Command[:maxStepArgs]
 	}
 	for i, arg := range s.Command {
-		s.Command[i] = clipHead(arg, maxStepArg)
+		s.Command[i] = textclip.Head(arg, maxStepArg, "")
 	}
 	return s
 }
@@ -538,37 +539,7 @@ func stepDetail(s *hwhealv1.ActionStep) string {
 	if ts := s.GetStarted(); ts != nil && ts.CheckValid() == nil {
 		d.time("started", ts)
 	}
-	return d.bool("dry_run", s.GetDryRun()).str("error", clipHead(s.GetError(), maxAuditText)).String()
-}
-
-// clipHead is the start of s, at most n bytes, cut at a character
-// boundary; invalid UTF-8 is replaced (protobuf strings must be valid).
-func clipHead(s string, n int) string {
-	if len(s) > n {
-		i := n
-		for i > 0 && !utf8.RuneStart(s[i]) {
-			i--
-		}
-		s = s[:i]
-	}
-	return strings.ToValidUTF8(s, "\uFFFD")
-}
-
-// clipTail is the end of s, at most n bytes, cut at a character boundary.
-func clipTail(s string, n int) string {
-	if len(s) > n {
-		i := len(s) - n
-		for i < len(s) && !utf8.RuneStart(s[i]) {
-			i++
-		}
-		s = s[i:]
-	}
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	for len(s) > n { // replacements may have grown it
-		_, size := utf8.DecodeRuneInString(s)
-		s = s[size:]
-	}
-	return s
+	return d.bool("dry_run", s.GetDryRun()).str("error", textclip.Head(s.GetError(), maxAuditText, "")).String()
 }
 
 // loadAction reads an action, without its steps, in the transaction of

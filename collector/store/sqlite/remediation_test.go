@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/hwheal/hwheal/collector/store"
 	"github.com/hwheal/hwheal/pkg/auditchain"
@@ -254,33 +253,6 @@ func TestMigration0005KeepsNodes(t *testing.T) {
 	}
 	if a, err := s.GetAction(t.Context(), "a"); err != nil || a.GetPlannedBootId() != "b0" {
 		t.Errorf("action after migration: %v, %v", a, err)
-	}
-}
-
-func TestClip(t *testing.T) {
-	tests := []struct {
-		name, in   string
-		n          int
-		head, tail string
-	}{
-		{"short", "abc", 5, "abc", "abc"},
-		{"exact", "abcde", 5, "abcde", "abcde"},
-		{"ascii", "abcdefgh", 5, "abcde", "defgh"},
-		{"cut inside a character", "aé€b", 4, "aé", "€b"},
-		{"invalid utf-8", "a\xffb", 5, "a\uFFFDb", "a\uFFFDb"},
-		{"invalid utf-8 grows past the bound", "\xff\xff\xff\xff", 4, "\uFFFD", "\uFFFD"},
-		{"zero", "abc", 0, "", ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h, tl := clipHead(tt.in, tt.n), clipTail(tt.in, tt.n)
-			if h != tt.head || tl != tt.tail {
-				t.Errorf("clipHead %q, clipTail %q; want %q, %q", h, tl, tt.head, tt.tail)
-			}
-			if !utf8.ValidString(tl) || len(tl) > tt.n {
-				t.Errorf("clipTail %q: invalid or over %d bytes", tl, tt.n)
-			}
-		})
 	}
 }
 
