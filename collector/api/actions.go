@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -33,18 +32,6 @@ type Remediator interface {
 const maxActionID = 64
 
 var errNoRemediation = status.Error(codes.Unimplemented, "remediation is not enabled in this collector")
-
-// reasonOf checks an operator's reason: required when asked, UTF-8, bounded.
-func reasonOf(reason string, required bool) (string, error) {
-	reason = strings.TrimSpace(reason)
-	if reason == "" && required {
-		return "", status.Error(codes.InvalidArgument, "reason is required: say why, for the audit log and the next person")
-	}
-	if len(reason) > MaxReasonBytes || !utf8.ValidString(reason) {
-		return "", status.Errorf(codes.InvalidArgument, "reason must be UTF-8 of at most %d bytes", MaxReasonBytes)
-	}
-	return reason, nil
-}
 
 func actionID(id string) error {
 	if id == "" {

@@ -29,17 +29,27 @@ func actor(ctx context.Context) (string, error) {
 	return id.User, nil
 }
 
+// reasonOf checks an operator's reason: required when asked, UTF-8,
+// bounded; trimmed.
+func reasonOf(reason string, required bool) (string, error) {
+	reason = strings.TrimSpace(reason)
+	if reason == "" && required {
+		return "", status.Error(codes.InvalidArgument, "reason is required: say why, for the audit log and the next person")
+	}
+	if len(reason) > MaxReasonBytes || !utf8.ValidString(reason) {
+		return "", status.Errorf(codes.InvalidArgument, "reason must be UTF-8 of at most %d bytes", MaxReasonBytes)
+	}
+	return reason, nil
+}
+
 // note validates an operator request's id and reason.
 func note(ctx context.Context, id uint64, reason string) (store.Note, error) {
 	if id == 0 {
 		return store.Note{}, status.Error(codes.InvalidArgument, "id is required")
 	}
-	reason = strings.TrimSpace(reason)
-	if reason == "" {
-		return store.Note{}, status.Error(codes.InvalidArgument, "reason is required: say why, for the next person who reads the fault")
-	}
-	if len(reason) > MaxReasonBytes || !utf8.ValidString(reason) {
-		return store.Note{}, status.Errorf(codes.InvalidArgument, "reason must be UTF-8 of at most %d bytes", MaxReasonBytes)
+	reason, err := reasonOf(reason, true)
+	if err != nil {
+		return store.Note{}, err
 	}
 	a, err := actor(ctx)
 	if err != nil {
