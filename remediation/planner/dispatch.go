@@ -37,7 +37,7 @@ func (p *Planner) dispatch(ctx context.Context, s *snapshot) error {
 		if c := a.GetCreated().AsTime().Compare(b.GetCreated().AsTime()); c != 0 {
 			return c
 		}
-		return compareStrings(a.GetId(), b.GetId())
+		return strings.Compare(a.GetId(), b.GetId())
 	})
 	for _, a := range approved {
 		waiting, cancel := p.gate(s, a)
@@ -154,7 +154,7 @@ func (p *Planner) gate(s *snapshot, a *hwhealv1.Action) (waiting, cancel string)
 		if ok, why := s.fleet.Admit(pol.Limits, name); !ok {
 			return "limit: " + limitName(why), ""
 		}
-	} else if a.GetDryRun() && (a.GetType() == action.Reboot || a.GetType() == action.Offline || a.GetType() == action.Migrate) {
+	} else if a.GetDryRun() && typeTakesOut(a.GetType()) {
 		// A dry run takes nothing out, but says what the limits would do.
 		if ok, why := s.fleet.Admit(pol.Limits, name); !ok {
 			return "limit (dry run): " + limitName(why), ""
@@ -242,14 +242,4 @@ func Order(a *hwhealv1.Action) *hwhealv1.ActionOrder {
 		BootId:       a.GetPlannedBootId(),
 		RequestedBy:  a.GetRequestedBy(),
 	}
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -1,11 +1,8 @@
 package planner
 
 import (
-	"encoding/json"
-
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/hwheal/hwheal/remediation/action"
 	"github.com/hwheal/hwheal/remediation/policy"
 )
 
@@ -61,23 +58,7 @@ func (m *metrics) observe(s *snapshot, pol *policy.Policy) {
 		m.paused.Set(0)
 	}
 	m.outOfService.Set(float64(s.fleet.Usage(pol.Limits).OutOfService))
-	var awaiting, inFlight int
-	for _, as := range s.actions {
-		for _, a := range as {
-			switch {
-			case a.GetState() == action.AwaitingApproval:
-				awaiting++
-			case action.InFlight(a.GetState()):
-				inFlight++
-			}
-		}
-	}
+	awaiting, inFlight := s.counts()
 	m.awaiting.Set(float64(awaiting))
 	m.inFlight.Set(float64(inFlight))
-}
-
-// jsonObject makes a one-key JSON object for an audit detail.
-func jsonObject(key, value string) string {
-	b, _ := json.Marshal(map[string]string{key: value})
-	return string(b)
 }

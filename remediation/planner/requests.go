@@ -2,6 +2,7 @@ package planner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -152,10 +153,11 @@ func (p *Planner) decide(ctx context.Context, id string, to hwhealv1.ActionState
 // auditRefusal records a refused operator request; a failure to record it
 // is logged, the refusal stands.
 func (p *Planner) auditRefusal(ctx context.Context, a *hwhealv1.Action, actor, kind, why string) {
+	detail, _ := json.Marshal(map[string]string{"reason": why})
 	err := p.write(ctx, func(ctx context.Context) ([]*hwhealv1.Event, error) {
 		_, err := p.cfg.Store.AppendAudit(ctx, store.AuditEntry{
 			Actor: actor, Kind: kind, Node: a.GetNode(), ActionID: a.GetId(),
-			Detail: jsonObject("reason", why), Time: p.cfg.Now(),
+			Detail: string(detail), Time: p.cfg.Now(),
 		})
 		return nil, err
 	})
@@ -214,16 +216,8 @@ func (p *Planner) Status(ctx context.Context) (*hwhealv1.RemediationStatus, erro
 		MinAvailable:    uint32(u.MinAvailable),
 		Domains:         u.Domains,
 	}
-	for _, as := range s.actions {
-		for _, a := range as {
-			switch {
-			case a.GetState() == action.AwaitingApproval:
-				st.AwaitingApproval++
-			case action.InFlight(a.GetState()):
-				st.InFlight++
-			}
-		}
-	}
+	awaiting, inFlight := s.counts()
+	st.AwaitingApproval, st.InFlight = uint32(awaiting), uint32(inFlight)
 	return st, nil
 }
 

@@ -130,13 +130,14 @@ func (p *Planner) load(ctx context.Context) (*snapshot, error) {
 	return s, nil
 }
 
-// takesOut reports whether an action of type t, not a dry run, takes its
-// node out of service while it runs.
-func takesOut(a *hwhealv1.Action) bool {
-	if a.GetDryRun() {
-		return false
-	}
-	switch a.GetType() {
+// takesOut reports whether a, not a dry run, takes its node out of service
+// while it runs.
+func takesOut(a *hwhealv1.Action) bool { return !a.GetDryRun() && typeTakesOut(a.GetType()) }
+
+// typeTakesOut reports whether an action of type t takes its node out of
+// service while it runs: all but online.
+func typeTakesOut(t hwhealv1.ActionType) bool {
+	switch t {
 	case action.Reboot, action.Offline, action.Migrate:
 		return true
 	}
@@ -188,6 +189,21 @@ func (s *snapshot) replace(a *hwhealv1.Action) {
 		}
 	}
 	s.actions[a.GetNode()] = append([]*hwhealv1.Action{a}, as...)
+}
+
+// counts is how many actions await approval and how many are in flight.
+func (s *snapshot) counts() (awaiting, inFlight int) {
+	for _, as := range s.actions {
+		for _, a := range as {
+			switch {
+			case a.GetState() == action.AwaitingApproval:
+				awaiting++
+			case action.InFlight(a.GetState()):
+				inFlight++
+			}
+		}
+	}
+	return awaiting, inFlight
 }
 
 // inFlight returns the node's action in flight, if any.
