@@ -204,11 +204,11 @@ func (a *Actuator) Deliver(o *hwhealv1.ActionOrder) {
 		a.log.Warn("order without id dropped", "type", action.TypeLabel(o.GetType()))
 		return
 	}
-	if len(id) > MaxActionID || !utf8.ValidString(id) {
+	if len(id) > action.MaxActionID || !utf8.ValidString(id) {
 		// Not one of the collector's ids (16 hex digits): the collector
 		// would refuse every update about it.
 		a.log.Warn("order with an id the collector would refuse dropped", "type", action.TypeLabel(o.GetType()),
-			"action_id", clipEnd(id, MaxActionID), "bytes", len(id))
+			"action_id", clipEnd(id, action.MaxActionID), "bytes", len(id))
 		return
 	}
 	a.mu.Lock()
@@ -433,7 +433,7 @@ func (a *Actuator) update(id string, oc hwhealv1.ActionOutcome, dry bool, msg st
 // report spools u, clipped (and split) to what the collector takes: an
 // update it refuses is lost, after holding up every report behind it.
 func (a *Actuator) report(log *slog.Logger, u *hwhealv1.ActionUpdate) {
-	if id := u.GetActionId(); len(id) > MaxActionID || !utf8.ValidString(id) {
+	if id := u.GetActionId(); len(id) > action.MaxActionID || !utf8.ValidString(id) {
 		// Deliver drops such orders; a ledger an older agent wrote may
 		// still hold one.
 		log.Error("action update not spooled: the collector refuses its id", "outcome", u.GetOutcome().String(), "bytes", len(id))

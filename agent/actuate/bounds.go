@@ -5,26 +5,12 @@ import (
 
 	"github.com/hwheal/hwheal/pkg/textclip"
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
+	"github.com/hwheal/hwheal/remediation/action"
 )
 
-// Bounds of one ActionUpdate: the collector refuses an update past any of
-// them with InvalidArgument, and a refused report holds the agent's whole
-// stream up for a couple of backoffs before it is skipped, lost. The
-// collector keeps its own copy (maxActionID... in
-// collector/ingest/validate.go): the agent links no collector code, and
-// TestBoundsMatchCollector compares the two. The configuration refuses
-// steps past them; the actuator clips what it reports anyway.
-const (
-	MaxActionID    = 64
-	MaxUpdateSteps = 64
-	MaxStepName    = 128
-	MaxStepArgs    = 64
-	MaxStepArg     = 4096
-	MaxStepOutput  = 16 << 10
-	// MaxUpdateMessage bounds an update's message and a step's error.
-	MaxUpdateMessage = 4096
-	MaxBootID        = 64
-)
+// The actuator clips every update it reports to remediation/action's
+// bounds (MaxStepName and the rest), which the collector enforces: the
+// configuration refuses steps past them, and this is the net under it.
 
 // clipMark stands where a clipped string was cut.
 const clipMark = "…"
@@ -32,24 +18,24 @@ const clipMark = "…"
 // clipStep bounds st's fields in place: a step the executor reports is
 // handed over.
 func clipStep(st *hwhealv1.ActionStep) {
-	st.Name = clipEnd(st.Name, MaxStepName)
-	if n := len(st.Command); n > MaxStepArgs {
-		keep := MaxStepArgs - 1
+	st.Name = clipEnd(st.Name, action.MaxStepName)
+	if n := len(st.Command); n > action.MaxStepArgs {
+		keep := action.MaxStepArgs - 1
 		st.Command = append(st.Command[:keep:keep], fmt.Sprintf("%s %d more arguments", clipMark, n-keep))
 	}
 	for i, arg := range st.Command {
-		st.Command[i] = clipEnd(arg, MaxStepArg)
+		st.Command[i] = clipEnd(arg, action.MaxStepArg)
 	}
-	st.Output = clipStart(st.Output, MaxStepOutput)
-	st.Error = clipEnd(st.Error, MaxUpdateMessage)
+	st.Output = clipStart(st.Output, action.MaxStepOutput)
+	st.Error = clipEnd(st.Error, action.MaxUpdateMessage)
 }
 
 // bound clips u and its steps to what the collector takes, and splits an
-// update of more than MaxUpdateSteps steps into several: all but the last
+// update of more than action.MaxUpdateSteps steps into several: all but the last
 // are RUNNING, without a message; the last has u's outcome and message.
 // It keeps u when it can.
 func bound(u *hwhealv1.ActionUpdate) []*hwhealv1.ActionUpdate {
-	u.Message = clipEnd(u.Message, MaxUpdateMessage)
+	u.Message = clipEnd(u.Message, action.MaxUpdateMessage)
 	steps := make([]*hwhealv1.ActionStep, 0, len(u.Steps))
 	for _, st := range u.Steps {
 		if st != nil { // the collector refuses an empty step
@@ -58,16 +44,16 @@ func bound(u *hwhealv1.ActionUpdate) []*hwhealv1.ActionUpdate {
 		}
 	}
 	u.Steps = steps
-	if len(steps) <= MaxUpdateSteps {
+	if len(steps) <= action.MaxUpdateSteps {
 		return []*hwhealv1.ActionUpdate{u}
 	}
 	var out []*hwhealv1.ActionUpdate
-	for len(steps) > MaxUpdateSteps {
+	for len(steps) > action.MaxUpdateSteps {
 		out = append(out, &hwhealv1.ActionUpdate{
 			ActionId: u.ActionId, Outcome: hwhealv1.ActionOutcome_ACTION_OUTCOME_RUNNING, Time: u.Time,
-			Steps: steps[:MaxUpdateSteps:MaxUpdateSteps], BootId: u.BootId, DryRun: u.DryRun,
+			Steps: steps[:action.MaxUpdateSteps:action.MaxUpdateSteps], BootId: u.BootId, DryRun: u.DryRun,
 		})
-		steps = steps[MaxUpdateSteps:]
+		steps = steps[action.MaxUpdateSteps:]
 	}
 	u.Steps = steps
 	return append(out, u)

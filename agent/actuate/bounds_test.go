@@ -3,11 +3,6 @@ package actuate
 import (
 	"context"
 	"fmt"
-	"go/ast"
-	goparser "go/parser"
-	"go/token"
-	"go/types"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -239,56 +234,5 @@ func TestClip(t *testing.T) {
 				t.Errorf("clipStart(%q, %d) = %q, want %q", tt.in, tt.max, got, tt.start)
 			}
 		})
-	}
-}
-
-// TestBoundsMatchCollector: the bounds here are the collector's, read
-// from its source: the agent may not link collector code, and a bound
-// the collector lowers alone would have it refuse what the agent sends.
-func TestBoundsMatchCollector(t *testing.T) {
-	const file = "../../collector/ingest/validate.go"
-	src, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fset := token.NewFileSet()
-	f, err := goparser.ParseFile(fset, file, src, goparser.SkipObjectResolution)
-	if err != nil {
-		t.Fatal(err)
-	}
-	theirs := map[string]int64{}
-	for _, d := range f.Decls {
-		gd, ok := d.(*ast.GenDecl)
-		if !ok || gd.Tok != token.CONST {
-			continue
-		}
-		for _, spec := range gd.Specs {
-			vs := spec.(*ast.ValueSpec)
-			for i, name := range vs.Names {
-				if i >= len(vs.Values) {
-					continue
-				}
-				tv, err := types.Eval(fset, nil, token.NoPos, types.ExprString(vs.Values[i]))
-				if err != nil || tv.Value == nil {
-					continue
-				}
-				if v, err := strconv.ParseInt(tv.Value.ExactString(), 10, 64); err == nil {
-					theirs[name.Name] = v
-				}
-			}
-		}
-	}
-	for name, ours := range map[string]int64{
-		"maxActionID": MaxActionID, "maxUpdateSteps": MaxUpdateSteps, "maxStepName": MaxStepName,
-		"maxStepArgs": MaxStepArgs, "maxStepArg": MaxStepArg, "maxStepOutput": MaxStepOutput,
-		"maxUpdateMessage": MaxUpdateMessage, "maxBootID": MaxBootID,
-	} {
-		v, ok := theirs[name]
-		switch {
-		case !ok:
-			t.Errorf("%s: no constant %s (renamed? keep this list and bounds.go in step)", file, name)
-		case v != ours:
-			t.Errorf("%s: %s = %d, the agent's is %d", file, name, v, ours)
-		}
 	}
 }

@@ -36,7 +36,7 @@ const (
 // An empty Allow runs no action: the agent announces no guard and the
 // collector sends it no order. A step's name and its run are in every
 // report of the step, so they are held to what the collector takes:
-// MaxStepName bytes of name, MaxStepArgs arguments of MaxStepArg bytes.
+// action.MaxStepName bytes of name, action.MaxStepArgs arguments of action.MaxStepArg bytes.
 type Remediation struct {
 	// Allow lists the action types the agent runs.
 	Allow []hwhealv1.ActionType
@@ -271,13 +271,13 @@ func (p *parser) argv(n *yaml.Node, path string) []string {
 	}
 	// Every step report carries the command: past the collector's bounds
 	// each report of the step would be refused.
-	if len(argv) > MaxStepArgs {
-		p.errorf(n, path, "has %d arguments, at most %d: %s", len(argv), MaxStepArgs, longScriptHint)
+	if len(argv) > action.MaxStepArgs {
+		p.errorf(n, path, "has %d arguments, at most %d: %s", len(argv), action.MaxStepArgs, longScriptHint)
 		return nil
 	}
 	for i, a := range argv {
-		if len(a) > MaxStepArg {
-			p.errorf(yamldoc.Resolve(n.Content[i]), fmt.Sprintf("%s[%d]", path, i), "is %d bytes, at most %d: %s", len(a), MaxStepArg, longScriptHint)
+		if len(a) > action.MaxStepArg {
+			p.errorf(yamldoc.Resolve(n.Content[i]), fmt.Sprintf("%s[%d]", path, i), "is %d bytes, at most %d: %s", len(a), action.MaxStepArg, longScriptHint)
 			return nil
 		}
 	}
@@ -397,8 +397,8 @@ func (p *parser) runbook(n *yaml.Node, path string) []executor.Step {
 				if name, ok := p.scalar(v, kp); ok {
 					if strings.TrimSpace(name) == "" {
 						p.errorf(v, kp, "is empty")
-					} else if len(name) > MaxStepName {
-						p.errorf(v, kp, "is %d bytes, at most %d", len(name), MaxStepName)
+					} else if len(name) > action.MaxStepName {
+						p.errorf(v, kp, "is %d bytes, at most %d", len(name), action.MaxStepName)
 					} else if first, dup := names[name]; dup {
 						p.errorf(v, kp, "%q names another step too (line %d)", name, first)
 					}

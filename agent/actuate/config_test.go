@@ -226,7 +226,7 @@ func FuzzParseRemediation(f *testing.F) {
 				}
 				// Past the collector's bounds every report of the step
 				// would be refused.
-				if len(s.Name) > MaxStepName || len(s.Run) > MaxStepArgs || slices.ContainsFunc(s.Run, func(a string) bool { return len(a) > MaxStepArg }) {
+				if len(s.Name) > action.MaxStepName || len(s.Run) > action.MaxStepArgs || slices.ContainsFunc(s.Run, func(a string) bool { return len(a) > action.MaxStepArg }) {
 					t.Fatalf("%s: step %.200q accepted past the bounds", action.TypeLabel(typ), s.Name)
 				}
 			}

@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
+	"github.com/hwheal/hwheal/remediation/action"
 )
 
 // FuzzValidate feeds arbitrary bytes through the wire decoding and the
@@ -52,7 +53,7 @@ func FuzzValidate(f *testing.F) {
 					t.Fatalf("accepted a batch the store cannot trust: %v", rb)
 				}
 				prev = r.GetSeq()
-				if u := r.GetActionUpdate(); u != nil && (u.GetActionId() == "" || len(u.GetSteps()) > maxUpdateSteps ||
+				if u := r.GetActionUpdate(); u != nil && (u.GetActionId() == "" || len(u.GetSteps()) > action.MaxUpdateSteps ||
 					u.GetOutcome() == hwhealv1.ActionOutcome_ACTION_OUTCOME_UNSPECIFIED) {
 					t.Fatalf("accepted an action update the store cannot trust: %v", u)
 				}

@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	hwhealv1 "github.com/hwheal/hwheal/proto/hwheal/v1"
+	"github.com/hwheal/hwheal/remediation/action"
 )
 
 // Limits on what an agent may send. They bound the collector's memory and
@@ -22,18 +23,9 @@ const (
 	maxFaultClass   = 64
 	maxPartName     = 256
 	maxEvidenceText = 16 << 10
-	// Action updates: an id is the collector's own (16 hex digits); the
-	// rest bounds what one update may make the store keep (the store
-	// truncates step output to 4 KiB itself).
-	maxActionID      = 64
-	maxUpdateSteps   = 64
-	maxStepName      = 128
-	maxStepArgs      = 64
-	maxStepArg       = 4096
-	maxStepOutput    = 16 << 10
-	maxUpdateMessage = 4096
-	maxBootID        = 64
-	maxGuardActions  = 16
+	maxGuardActions = 16
+	// The bounds of an action update are remediation/action's MaxActionID
+	// and the rest: the agent clips what it reports to the same numbers.
 )
 
 var (
@@ -58,8 +50,8 @@ func validateHello(h *hwhealv1.Hello) error {
 	if g := h.GetGuard(); g != nil && len(g.GetAllowed()) > maxGuardActions {
 		return fmt.Errorf("hello: guard allows %d actions, at most %d", len(g.GetAllowed()), maxGuardActions)
 	}
-	if len(h.GetBootId()) > maxBootID {
-		return fmt.Errorf("hello: boot_id longer than %d", maxBootID)
+	if len(h.GetBootId()) > action.MaxBootID {
+		return fmt.Errorf("hello: boot_id longer than %d", action.MaxBootID)
 	}
 	for k, v := range h.GetLabels() {
 		if len(k) > maxLabelKey || !labelKeyRE.MatchString(k) {
@@ -180,38 +172,38 @@ func validateActionUpdate(u *hwhealv1.ActionUpdate) error {
 	if u == nil {
 		return fmt.Errorf("action update is empty")
 	}
-	if id := u.GetActionId(); id == "" || len(id) > maxActionID || !utf8.ValidString(id) {
-		return fmt.Errorf("action update: action_id must be 1 to %d bytes of UTF-8", maxActionID)
+	if id := u.GetActionId(); id == "" || len(id) > action.MaxActionID || !utf8.ValidString(id) {
+		return fmt.Errorf("action update: action_id must be 1 to %d bytes of UTF-8", action.MaxActionID)
 	}
 	if u.GetOutcome() == hwhealv1.ActionOutcome_ACTION_OUTCOME_UNSPECIFIED {
 		return fmt.Errorf("action update %s: outcome is unset", u.GetActionId())
 	}
-	if len(u.GetMessage()) > maxUpdateMessage {
-		return fmt.Errorf("action update %s: message longer than %d", u.GetActionId(), maxUpdateMessage)
+	if len(u.GetMessage()) > action.MaxUpdateMessage {
+		return fmt.Errorf("action update %s: message longer than %d", u.GetActionId(), action.MaxUpdateMessage)
 	}
-	if len(u.GetBootId()) > maxBootID {
-		return fmt.Errorf("action update %s: boot_id longer than %d", u.GetActionId(), maxBootID)
+	if len(u.GetBootId()) > action.MaxBootID {
+		return fmt.Errorf("action update %s: boot_id longer than %d", u.GetActionId(), action.MaxBootID)
 	}
-	if len(u.GetSteps()) > maxUpdateSteps {
-		return fmt.Errorf("action update %s: %d steps, at most %d", u.GetActionId(), len(u.GetSteps()), maxUpdateSteps)
+	if len(u.GetSteps()) > action.MaxUpdateSteps {
+		return fmt.Errorf("action update %s: %d steps, at most %d", u.GetActionId(), len(u.GetSteps()), action.MaxUpdateSteps)
 	}
 	for i, st := range u.GetSteps() {
 		if st == nil {
 			return fmt.Errorf("action update %s: step %d is empty", u.GetActionId(), i)
 		}
-		if len(st.GetName()) > maxStepName || len(st.GetError()) > maxUpdateMessage {
+		if len(st.GetName()) > action.MaxStepName || len(st.GetError()) > action.MaxUpdateMessage {
 			return fmt.Errorf("action update %s: step %d: name or error too long", u.GetActionId(), i)
 		}
-		if len(st.GetCommand()) > maxStepArgs {
-			return fmt.Errorf("action update %s: step %d: %d command arguments, at most %d", u.GetActionId(), i, len(st.GetCommand()), maxStepArgs)
+		if len(st.GetCommand()) > action.MaxStepArgs {
+			return fmt.Errorf("action update %s: step %d: %d command arguments, at most %d", u.GetActionId(), i, len(st.GetCommand()), action.MaxStepArgs)
 		}
 		for _, arg := range st.GetCommand() {
-			if len(arg) > maxStepArg {
-				return fmt.Errorf("action update %s: step %d: a command argument longer than %d", u.GetActionId(), i, maxStepArg)
+			if len(arg) > action.MaxStepArg {
+				return fmt.Errorf("action update %s: step %d: a command argument longer than %d", u.GetActionId(), i, action.MaxStepArg)
 			}
 		}
-		if len(st.GetOutput()) > maxStepOutput {
-			return fmt.Errorf("action update %s: step %d: output longer than %d", u.GetActionId(), i, maxStepOutput)
+		if len(st.GetOutput()) > action.MaxStepOutput {
+			return fmt.Errorf("action update %s: step %d: output longer than %d", u.GetActionId(), i, action.MaxStepOutput)
 		}
 	}
 	return nil

@@ -250,3 +250,21 @@ func ApprovalName(m hwhealv1.ApprovalMode) string {
 	}
 	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(m.String(), "APPROVAL_MODE_")), "_", "-")
 }
+
+// Bounds of one ActionUpdate as the collector accepts it: ingest refuses an
+// update past any of them with InvalidArgument, and the agent's actuator
+// clips what it reports to them, since a refused report holds the agent's
+// whole stream up before it is skipped and lost. One set, here, for both
+// sides of the wire.
+const (
+	MaxActionID    = 64
+	MaxUpdateSteps = 64
+	MaxStepName    = 128
+	MaxStepArgs    = 64
+	MaxStepArg     = 4096
+	MaxStepOutput  = 16 << 10
+	// MaxUpdateMessage bounds an update's message and a step's error.
+	MaxUpdateMessage = 4096
+	// MaxBootID bounds a boot id, in an update or a hello.
+	MaxBootID = 64
+)
