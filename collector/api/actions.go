@@ -137,7 +137,7 @@ func (f *Fleet) ApproveAction(ctx context.Context, req *hwhealv1.ApproveActionRe
 
 // DenyAction refuses an action awaiting approval.
 func (f *Fleet) DenyAction(ctx context.Context, req *hwhealv1.DenyActionRequest) (*hwhealv1.DenyActionResponse, error) {
-	a, err := f.decide(ctx, req.GetId(), req.GetReason(), "deny action", f.remediationDeny)
+	a, err := f.decide(ctx, req.GetId(), req.GetReason(), "deny action", Remediator.Deny)
 	if err != nil {
 		return nil, err
 	}
@@ -146,22 +146,14 @@ func (f *Fleet) DenyAction(ctx context.Context, req *hwhealv1.DenyActionRequest)
 
 // CancelAction cancels an action not yet dispatched.
 func (f *Fleet) CancelAction(ctx context.Context, req *hwhealv1.CancelActionRequest) (*hwhealv1.CancelActionResponse, error) {
-	a, err := f.decide(ctx, req.GetId(), req.GetReason(), "cancel action", f.remediationCancel)
+	a, err := f.decide(ctx, req.GetId(), req.GetReason(), "cancel action", Remediator.Cancel)
 	if err != nil {
 		return nil, err
 	}
 	return &hwhealv1.CancelActionResponse{Action: a}, nil
 }
 
-func (f *Fleet) remediationDeny(ctx context.Context, id, who, reason string) (*hwhealv1.Action, error) {
-	return f.remediation.Deny(ctx, id, who, reason)
-}
-
-func (f *Fleet) remediationCancel(ctx context.Context, id, who, reason string) (*hwhealv1.Action, error) {
-	return f.remediation.Cancel(ctx, id, who, reason)
-}
-
-func (f *Fleet) decide(ctx context.Context, id, reason, op string, fn func(ctx context.Context, id, who, reason string) (*hwhealv1.Action, error)) (*hwhealv1.Action, error) {
+func (f *Fleet) decide(ctx context.Context, id, reason, op string, fn func(r Remediator, ctx context.Context, id, who, reason string) (*hwhealv1.Action, error)) (*hwhealv1.Action, error) {
 	if f.remediation == nil {
 		return nil, errNoRemediation
 	}
@@ -176,7 +168,7 @@ func (f *Fleet) decide(ctx context.Context, id, reason, op string, fn func(ctx c
 	if err != nil {
 		return nil, err
 	}
-	a, err := fn(ctx, id, who, reason)
+	a, err := fn(f.remediation, ctx, id, who, reason)
 	if err != nil {
 		return nil, f.remediationErr(op, err)
 	}
